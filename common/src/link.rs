@@ -1,0 +1,212 @@
+//! Frames of the gateway ↔ worker link (hop 2 → 3 of the data path).
+//!
+//! A device session crosses the link as three kinds of frames, all carrying MQTT packets in
+//! their wire encoding (one codec, no second format):
+//!
+//! * [`ToEngine::Open`] — the CONNECT packet plus the [`AuthContext`] the gateway established,
+//!   and the [`DeviceTx`] the engine writes the device's bytes into;
+//! * [`ToEngine::Packets`] — one or more whole MQTT packets read from the device, batched per
+//!   socket read;
+//! * [`ToEngine::Closed`] — the device side ended, and why.
+//!
+//! In the other direction the engine writes encoded packets into the session's [`DeviceTx`],
+//! batched per engine tick, and *drops* it to close the connection once the bytes queued before
+//! are written. In standalone mode these are in-process channels; the cluster link carries the
+//! same frames over TCP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::AuthContext;
+
+/// Capacity, in chunks, of the channel towards one device. The real bound is
+/// [`DeviceTx::queued_bytes`], which the engine checks before queuing more.
+pub const DEVICE_CHANNEL_CHUNKS: usize = 1024;
+
+/// Identifies a session inside the engine that hosts it: a slot and the generation of its
+/// occupant, so a frame from a connection that was taken over never reaches its successor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// Index of the engine's connection slot.
+    pub slot: u32,
+    /// Generation of the slot's occupant.
+    pub generation: u32,
+}
+
+/// Why the device side of a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The network connection closed (EOF or reset) without a DISCONNECT packet having been
+    /// processed; the will message is published.
+    ConnectionLost,
+    /// Nothing arrived within 1.5 × keep alive (`MQTT-3.1.2-22`).
+    KeepAliveTimeout,
+    /// The gateway refused a packet before it reached the engine; the value is the MQTT 5
+    /// reason code to send in DISCONNECT (e.g. 0x81 malformed, 0x95 packet too large).
+    Protocol(u8),
+    /// The server is shutting down (0x8B).
+    ServerShutdown,
+}
+
+/// Frames from the gateway to the engine that hosts the device's tenant.
+#[derive(Debug)]
+pub enum ToEngine {
+    /// A new device session; the engine answers on `reply`.
+    Open {
+        /// The session.
+        open: OpenSession,
+        /// Where the engine reports the outcome.
+        reply: oneshot::Sender<Opened>,
+    },
+    /// Whole MQTT packets read from the device, in order.
+    Packets {
+        /// The session they belong to.
+        session: SessionKey,
+        /// One or more complete packets in wire encoding.
+        data: Bytes,
+    },
+    /// The device side ended.
+    Closed {
+        /// The session that ended.
+        session: SessionKey,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// A device session being opened.
+#[derive(Debug)]
+pub struct OpenSession {
+    /// The complete CONNECT packet in wire encoding.
+    pub connect: Bytes,
+    /// Who the gateway authenticated.
+    pub auth: AuthContext,
+    /// The device's address (after PROXY protocol, when enabled).
+    pub peer: Option<SocketAddr>,
+    /// Where the engine writes the device's bytes.
+    pub device: DeviceTx,
+}
+
+/// The engine's answer to [`ToEngine::Open`].
+#[derive(Debug)]
+pub enum Opened {
+    /// The session is open and a successful CONNACK is queued on the [`DeviceTx`].
+    Accepted(Accepted),
+    /// The connection was refused; a CONNACK with the reason (if the protocol allows one) is
+    /// queued, and the [`DeviceTx`] was dropped.
+    Refused,
+}
+
+/// Details of an accepted session the gateway needs to drive the connection.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The session's key for later frames.
+    pub session: SessionKey,
+    /// The keep alive in force in seconds (0: none); the gateway closes the connection after
+    /// 1.5 × this without a packet.
+    pub keep_alive: u16,
+    /// Largest packet the device may send, in bytes.
+    pub max_packet_size: u32,
+    /// Where to send this session's later frames.
+    pub engine: mpsc::Sender<ToEngine>,
+}
+
+/// The engine's end of the channel towards one device connection.
+#[derive(Debug)]
+pub struct DeviceTx {
+    tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The connection's end: the writer task drains it into the socket.
+#[derive(Debug)]
+pub struct DeviceRx {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A device channel with room for [`DEVICE_CHANNEL_CHUNKS`] chunks.
+pub fn device_channel() -> (DeviceTx, DeviceRx) {
+    let (tx, rx) = mpsc::channel(DEVICE_CHANNEL_CHUNKS);
+    let queued = Arc::new(AtomicUsize::new(0));
+    (DeviceTx { tx, queued: queued.clone() }, DeviceRx { rx, queued })
+}
+
+impl DeviceTx {
+    /// Queues a chunk of encoded packets without waiting.
+    ///
+    /// # Errors
+    /// Gives the chunk back when the channel is full or the connection is gone.
+    pub fn try_send(&self, chunk: Bytes) -> Result<(), Bytes> {
+        let len = chunk.len();
+        match self.tx.try_send(chunk) {
+            Ok(()) => {
+                self.queued.fetch_add(len, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c)) => {
+                Err(c)
+            }
+        }
+    }
+
+    /// Bytes queued and not yet taken by the writer: the engine's measure of a slow device.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// True once the connection's writer is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+impl DeviceRx {
+    /// The next chunk, or `None` once the engine dropped its [`DeviceTx`] (close the connection).
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let chunk = self.rx.recv().await?;
+        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        Some(chunk)
+    }
+
+    /// A chunk if one is ready now; lets the writer gather several chunks into one write.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        let chunk = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        Some(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queued_bytes_follow_sends_and_receives_and_drop_closes() {
+        let (tx, mut rx) = device_channel();
+        tx.try_send(Bytes::from_static(b"abc")).unwrap();
+        tx.try_send(Bytes::from_static(b"de")).unwrap();
+        assert_eq!(tx.queued_bytes(), 5);
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"abc"));
+        assert_eq!(tx.queued_bytes(), 2);
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"de"));
+        assert_eq!(tx.queued_bytes(), 0);
+        drop(tx);
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[test]
+    fn full_channel_gives_the_chunk_back() {
+        let (tx, rx) = device_channel();
+        for _ in 0..DEVICE_CHANNEL_CHUNKS {
+            tx.try_send(Bytes::from_static(b"x")).unwrap();
+        }
+        assert_eq!(tx.try_send(Bytes::from_static(b"y")), Err(Bytes::from_static(b"y")));
+        drop(rx);
+        assert!(tx.is_closed());
+    }
+}

@@ -1,0 +1,2 @@
+//! The `tenantmq` binary.
+fn main() {}
