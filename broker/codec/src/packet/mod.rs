@@ -19,15 +19,17 @@ pub use connack::{ConnAck, ConnAckProperties};
 pub use connect::{Connect, ConnectProperties, Will, WillProperties};
 pub use disconnect::{Disconnect, DisconnectProperties};
 pub use puback::{AckProperties, PubAck};
-pub use publish::{PublishHeader, Publish, PublishProperties, encode_publish};
+pub use publish::{Publish, PublishHeader, PublishProperties, encode_publish, encoded_publish_len};
 pub use suback::SubAck;
-pub use subscribe::{RetainHandling, Subscribe, SubscribeFilter, SubscribeProperties, SubscriptionOptions};
+pub use subscribe::{
+    RetainHandling, Subscribe, SubscribeFilter, SubscribeProperties, SubscriptionOptions,
+};
 pub use unsuback::UnsubAck;
 pub use unsubscribe::{Unsubscribe, UnsubscribeProperties};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::{DecodeError, EncodeError, FixedHeader, PacketType, ProtocolVersion};
+use crate::{DecodeError, EncodeError, FixedHeader, PacketType, ProtocolVersion, ReasonCode};
 
 /// Any MQTT control packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,4 +118,120 @@ impl Packet {
             Packet::Auth(_) => PacketType::Auth,
         }
     }
+}
+
+/// [`Packet::decode`]: checks that `frame` and `header` agree, then hands the frame to the
+/// packet type's decoder.
+fn packet_decode(
+    frame: Bytes,
+    header: &FixedHeader,
+    version: ProtocolVersion,
+) -> Result<Packet, DecodeError> {
+    if frame.len() != header.total_len() {
+        return Err(DecodeError::Malformed(
+            "frame length does not match its fixed header",
+        ));
+    }
+    // `frame::check` validated these; a header built by hand gets the same rule
+    // (MQTT-2.1.3-1).
+    if header
+        .packet_type
+        .required_flags()
+        .is_some_and(|f| f != header.flags)
+    {
+        return Err(DecodeError::Malformed(
+            "reserved flags of the fixed header are wrong",
+        ));
+    }
+    Ok(match header.packet_type {
+        PacketType::Connect => Packet::Connect(Box::new(connect::decode(frame, header)?)),
+        PacketType::ConnAck => Packet::ConnAck(connack::decode(frame, header, version)?),
+        PacketType::Publish => Packet::Publish(publish::decode(frame, header, version)?),
+        PacketType::PubAck => Packet::PubAck(puback::decode(frame, header, version)?),
+        PacketType::PubRec => Packet::PubRec(puback::decode(frame, header, version)?),
+        PacketType::PubRel => Packet::PubRel(puback::decode(frame, header, version)?),
+        PacketType::PubComp => Packet::PubComp(puback::decode(frame, header, version)?),
+        PacketType::Subscribe => Packet::Subscribe(subscribe::decode(frame, header, version)?),
+        PacketType::SubAck => Packet::SubAck(suback::decode(frame, header, version)?),
+        PacketType::Unsubscribe => {
+            Packet::Unsubscribe(unsubscribe::decode(frame, header, version)?)
+        }
+        PacketType::UnsubAck => Packet::UnsubAck(unsuback::decode(frame, header, version)?),
+        PacketType::PingReq => {
+            ping::decode(header)?;
+            Packet::PingReq
+        }
+        PacketType::PingResp => {
+            ping::decode(header)?;
+            Packet::PingResp
+        }
+        PacketType::Disconnect => Packet::Disconnect(disconnect::decode(frame, header, version)?),
+        PacketType::Auth => Packet::Auth(auth::decode(frame, header, version)?),
+    })
+}
+
+/// [`Packet::encode`]. CONNECT is written in its own `protocol` version, which is what it
+/// announces, whatever `version` says (mirroring decode).
+fn packet_encode(
+    p: &Packet,
+    version: ProtocolVersion,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    match p {
+        Packet::Connect(c) => c.encode(out),
+        Packet::ConnAck(c) => c.encode(version, out),
+        Packet::Publish(p) => p.encode(version, out),
+        Packet::PubAck(a) => a.encode(PacketType::PubAck, version, out),
+        Packet::PubRec(a) => a.encode(PacketType::PubRec, version, out),
+        Packet::PubRel(a) => a.encode(PacketType::PubRel, version, out),
+        Packet::PubComp(a) => a.encode(PacketType::PubComp, version, out),
+        Packet::Subscribe(s) => s.encode(version, out),
+        Packet::SubAck(s) => s.encode(version, out),
+        Packet::Unsubscribe(u) => u.encode(version, out),
+        Packet::UnsubAck(u) => u.encode(version, out),
+        Packet::PingReq => {
+            ping::encode(PacketType::PingReq, out);
+            Ok(())
+        }
+        Packet::PingResp => {
+            ping::encode(PacketType::PingResp, out);
+            Ok(())
+        }
+        Packet::Disconnect(d) => d.encode(version, out),
+        Packet::Auth(a) => a.encode(version, out),
+    }
+}
+
+/// [`Packet::encoded_len`]: 0 when encoding would fail, as nothing would be appended.
+fn packet_encoded_len(p: &Packet, version: ProtocolVersion) -> usize {
+    match p {
+        Packet::Connect(c) => c.encoded_len(),
+        Packet::ConnAck(c) => c.encoded_len(version),
+        Packet::Publish(p) => p.encoded_len(version),
+        Packet::PubAck(a) => a.encoded_len(PacketType::PubAck, version),
+        Packet::PubRec(a) => a.encoded_len(PacketType::PubRec, version),
+        Packet::PubRel(a) => a.encoded_len(PacketType::PubRel, version),
+        Packet::PubComp(a) => a.encoded_len(PacketType::PubComp, version),
+        Packet::Subscribe(s) => s.encoded_len(version),
+        Packet::SubAck(s) => s.encoded_len(version),
+        Packet::Unsubscribe(u) => u.encoded_len(version),
+        Packet::UnsubAck(u) => u.encoded_len(version),
+        Packet::PingReq | Packet::PingResp => 2,
+        Packet::Disconnect(d) => d.encoded_len(version),
+        Packet::Auth(a) => a.encoded_len(version),
+    }
+}
+
+/// True when `code` is one of the reason codes `list` allows for a packet.
+pub(crate) fn reason_allowed(code: ReasonCode, list: &[u8]) -> bool {
+    list.contains(&code.0)
+}
+
+/// The first byte of a packet of type `kind` with its required flags (spec 2.1.3).
+pub(crate) const fn first_byte(kind: PacketType) -> u8 {
+    let flags = match kind.required_flags() {
+        Some(f) => f,
+        None => 0,
+    };
+    ((kind as u8) << 4) | flags
 }
