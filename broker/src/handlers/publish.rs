@@ -1,0 +1,103 @@
+//! PUBLISH from a client (spec v5 3.3, 4.3; v3.1.1 3.3, 4.3).
+
+use tenantmq_codec::{Packet, ProtocolVersion, Publish, QoS, ReasonCode, TopicName};
+use tokio::time::Instant;
+
+use super::connect::is_reserved;
+use crate::engine::Engine;
+use crate::message::Message;
+use crate::session::ack;
+
+impl Engine {
+    /// Handles PUBLISH. `Err` carries the reason code that ends the connection.
+    pub(crate) fn on_publish(&mut self, slot: u32, p: Publish, now: Instant) -> Result<(), ReasonCode> {
+        let quotas = self.quotas.clone();
+        // The server told the client what it supports; sending more is an error
+        // (`MQTT-3.2.2-11`, `MQTT-3.2.2-14`).
+        if p.qos as u8 > quotas.maximum_qos {
+            return Err(ReasonCode::QOS_NOT_SUPPORTED);
+        }
+        if p.retain && !quotas.retain_available {
+            return Err(ReasonCode::RETAIN_NOT_SUPPORTED);
+        }
+        let Some(session) = self.session_mut(slot) else { return Ok(()) };
+        let Some(conn) = session.conn.as_mut() else { return Ok(()) };
+        let version = conn.version;
+
+        let topic = match p.properties.topic_alias {
+            Some(alias) => {
+                let named = if p.topic.is_empty() {
+                    None
+                } else {
+                    Some(TopicName::new(p.topic).map_err(|_| ReasonCode::TOPIC_NAME_INVALID)?)
+                };
+                conn.resolve_alias(alias, named, quotas.max_topic_alias).map_err(|e| match e {
+                    crate::conn::AliasError::Invalid => ReasonCode::TOPIC_ALIAS_INVALID,
+                    crate::conn::AliasError::Unknown => ReasonCode::PROTOCOL_ERROR,
+                })?
+            }
+            // A zero-length topic without an alias is a protocol error (MQTT 5 3.3.2.1).
+            None if p.topic.is_empty() => return Err(ReasonCode::PROTOCOL_ERROR),
+            None => TopicName::new(p.topic).map_err(|_| ReasonCode::TOPIC_NAME_INVALID)?,
+        };
+        let allowed = !is_reserved(&topic) && conn.acl.allows_publish(&topic);
+        let resend = p.qos == QoS::ExactlyOnce && session.incoming_qos2.contains(&p.packet_id);
+        let awaiting_release = session.incoming_qos2.len();
+
+        // A QoS 2 packet id still awaiting PUBREL is a resend: acknowledge again, deliver once
+        // (`MQTT-4.3.3-9`).
+        if resend {
+            self.write(slot, &Packet::PubRec(ack(p.packet_id, ReasonCode::SUCCESS)));
+            return Ok(());
+        }
+        if p.qos == QoS::ExactlyOnce && awaiting_release >= usize::from(quotas.max_inflight) {
+            return Err(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+        }
+
+        let payload_ok = p.properties.payload_format_indicator != Some(1)
+            || std::str::from_utf8(&p.payload).is_ok();
+        let refusal = if !allowed {
+            self.stats.acl_denied += 1;
+            Some(ReasonCode::NOT_AUTHORIZED)
+        } else if !payload_ok {
+            // The receiver may check a payload declared UTF-8 (MQTT 5 3.3.2.3.2).
+            Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
+        } else {
+            None
+        };
+
+        self.stats.messages_in += 1;
+        self.stats.bytes_in += p.payload.len() as u64;
+        let mut reason = ReasonCode::SUCCESS;
+        match refusal {
+            // MQTT 3.1.1 cannot report a refusal; the message is acknowledged and dropped
+            // (`MQTT-3.3.5-2`). MQTT 5 gets the reason in PUBACK/PUBREC; QoS 0 is dropped.
+            Some(rc) if version == ProtocolVersion::V5 => reason = rc,
+            Some(_) => {}
+            None => {
+                let msg = Message::from_publish(topic, p.qos, p.retain, p.payload, p.properties, now);
+                if msg.retain {
+                    self.store_retained(&msg);
+                }
+                if self.route(&msg, Some(slot), now) == 0 && version == ProtocolVersion::V5 {
+                    reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+                }
+            }
+        }
+
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.write(slot, &Packet::PubAck(ack(p.packet_id, reason))),
+            QoS::ExactlyOnce => {
+                // A failed PUBREC ends the exchange, so only successful ones are remembered.
+                if !reason.is_error()
+                    && let Some(s) = self.session_mut(slot)
+                {
+                    s.incoming_qos2.insert(p.packet_id);
+                }
+                self.write(slot, &Packet::PubRec(ack(p.packet_id, reason)));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! A client session (spec v5 4.1): what survives a network connection when the session is
+//! persistent — subscriptions, QoS 1/2 messages in flight or queued, and the packet ids of
+//! incoming QoS 2 messages awaiting PUBREL — plus the live [`Conn`] while connected.
+//!
+//! The outbound QoS 1/2 flow lives here: packet id allocation, the in-flight window (the
+//! client's Receive Maximum capped by the tenant's `max_inflight`), the queue behind it, and
+//! redelivery with DUP on session resume (`MQTT-4.4.0-1`).
+
+use std::collections::VecDeque;
+
+use bytestring::ByteString;
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+use tenantmq_codec::{AckProperties, Packet, PubAck, PublishProperties, QoS, ReasonCode, TopicFilter};
+use tenantmq_codec::SubscriptionOptions;
+use tokio::time::Instant;
+
+use crate::conn::{Conn, Written};
+use crate::message::Message;
+
+/// Subscription identifiers of one delivery: one per matching subscription that has one.
+pub(crate) type SubIds = SmallVec<[u32; 2]>;
+
+/// One subscription of the session, keyed in [`Session::subscriptions`] by the filter text
+/// exactly as subscribed (including any `$share/<group>/` prefix).
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    /// The filter proper.
+    pub filter: TopicFilter,
+    /// Share group, for `$share/<group>/<filter>`.
+    pub group: Option<ByteString>,
+    /// Options as granted (QoS already capped).
+    pub options: SubscriptionOptions,
+    /// Subscription Identifier.
+    pub id: Option<u32>,
+}
+
+/// Which acknowledgement an outgoing QoS 1/2 message awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutState {
+    /// PUBLISH QoS 1 sent, PUBACK awaited.
+    Ack,
+    /// PUBLISH QoS 2 sent, PUBREC awaited.
+    Rec,
+    /// PUBREL sent, PUBCOMP awaited.
+    Comp,
+}
+
+/// A QoS 1/2 message sent and not yet acknowledged.
+#[derive(Debug, Clone)]
+pub(crate) struct Inflight {
+    pub packet_id: u16,
+    pub state: OutState,
+    pub delivery: Delivery,
+}
+
+/// A message with the per-subscriber parameters of its delivery.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub msg: Message,
+    pub qos: QoS,
+    pub retain: bool,
+    pub sub_ids: SubIds,
+}
+
+/// Outcome of [`Session::deliver`], for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Written to the connection's output.
+    Sent,
+    /// Waiting in the session queue (offline, window full or congested).
+    Queued,
+    /// Dropped: QoS 0 to an offline or congested client, an expired message, a full queue, or
+    /// a packet above the client's maximum size.
+    Dropped,
+}
+
+/// A client session.
+pub(crate) struct Session {
+    /// The client identifier (unique within the tenant).
+    pub client_id: ByteString,
+    /// The live connection, when connected.
+    pub conn: Option<Conn>,
+    /// Session Expiry Interval in seconds, already capped by the plan.
+    pub expiry_interval: u32,
+    /// Subscriptions by filter text.
+    pub subscriptions: FxHashMap<ByteString, Subscription>,
+    /// Outgoing QoS 1/2 messages awaiting acknowledgement, oldest first.
+    pub inflight: VecDeque<Inflight>,
+    /// Outgoing messages waiting for a connection or for room in the window.
+    pub queue: VecDeque<Delivery>,
+    /// Packet ids of incoming QoS 2 messages between PUBREC and PUBREL (`MQTT-4.3.3`).
+    pub incoming_qos2: FxHashSet<u16>,
+    /// A will whose delay is running after the connection ended (`MQTT-3.1.3-9`: dropped if
+    /// the session resumes first, published when the delay or the session ends).
+    pub pending_will: Option<crate::message::Message>,
+    /// Whether the engine's congestion list holds this session.
+    pub congestion_listed: bool,
+    /// Next packet id to try.
+    next_packet_id: u16,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(client_id: ByteString) -> Self {
+        Self {
+            client_id,
+            conn: None,
+            expiry_interval: 0,
+            subscriptions: FxHashMap::default(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            incoming_qos2: FxHashSet::default(),
+            pending_will: None,
+            congestion_listed: false,
+            next_packet_id: 1,
+        }
+    }
+
+    /// The in-flight window: the client's Receive Maximum capped by the plan.
+    fn window(&self, max_inflight: u16) -> usize {
+        let client = self.conn.as_ref().map_or(u16::MAX, |c| c.client_receive_maximum);
+        usize::from(client.min(max_inflight).max(1))
+    }
+
+    /// A packet id not used by any message in flight (`MQTT-2.2.1-3`).
+    fn allocate_packet_id(&mut self) -> u16 {
+        loop {
+            let id = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if !self.inflight.iter().any(|i| i.packet_id == id) {
+                return id;
+            }
+        }
+    }
+
+    /// Delivers one message to this session: writes it when connected and allowed, queues
+    /// QoS 1/2 otherwise. Returns the outcome and whether the connection became dirty.
+    ///
+    /// QoS 0 deliveries are written straight from the borrowed message; only QoS 1/2
+    /// deliveries, which must be kept until acknowledged, clone it (reference counts only).
+    #[allow(clippy::too_many_arguments)]
+    pub fn deliver(
+        &mut self,
+        msg: &Message,
+        qos: QoS,
+        retain: bool,
+        sub_ids: SubIds,
+        max_inflight: u16,
+        max_queue: usize,
+        now: Instant,
+        empty: &PublishProperties,
+    ) -> Outcome {
+        let can_send = self.conn.as_ref().is_some_and(|c| !c.congested());
+        if qos == QoS::AtMostOnce {
+            if !can_send {
+                return Outcome::Dropped;
+            }
+            let Ok(expiry) = msg.remaining_expiry(now) else { return Outcome::Dropped };
+            let Some(conn) = self.conn.as_mut() else { return Outcome::Dropped };
+            return match conn.write_publish(msg, qos, retain, false, 0, &sub_ids, expiry, empty) {
+                Written::Sent => Outcome::Sent,
+                Written::TooLarge => Outcome::Dropped,
+            };
+        }
+        if msg.remaining_expiry(now).is_err() {
+            return Outcome::Dropped;
+        }
+        let d = Delivery { msg: msg.clone(), qos, retain, sub_ids };
+        if can_send && self.queue.is_empty() && self.inflight.len() < self.window(max_inflight) {
+            return self.send_inflight(d, now, empty);
+        }
+        if self.queue.len() >= max_queue {
+            return Outcome::Dropped;
+        }
+        self.queue.push_back(d);
+        Outcome::Queued
+    }
+
+    /// Sends a QoS 1/2 delivery as a new in-flight message.
+    fn send_inflight(&mut self, d: Delivery, now: Instant, empty: &PublishProperties) -> Outcome {
+        let Ok(expiry) = d.msg.remaining_expiry(now) else { return Outcome::Dropped };
+        let packet_id = self.allocate_packet_id();
+        let Some(conn) = self.conn.as_mut() else { return Outcome::Dropped };
+        match conn.write_publish(&d.msg, d.qos, d.retain, false, packet_id, &d.sub_ids, expiry, empty)
+        {
+            Written::Sent => {
+                let state =
+                    if d.qos == QoS::AtLeastOnce { OutState::Ack } else { OutState::Rec };
+                self.inflight.push_back(Inflight { packet_id, state, delivery: d });
+                Outcome::Sent
+            }
+            Written::TooLarge => Outcome::Dropped,
+        }
+    }
+
+    /// Moves queued messages into the window while there is room and the connection is not
+    /// congested. Returns true when something was written.
+    pub fn drain_queue(&mut self, max_inflight: u16, now: Instant, empty: &PublishProperties) -> bool {
+        let mut wrote = false;
+        while self.inflight.len() < self.window(max_inflight)
+            && self.conn.as_ref().is_some_and(|c| !c.congested())
+        {
+            let Some(d) = self.queue.pop_front() else { break };
+            wrote |= self.send_inflight(d, now, empty) == Outcome::Sent;
+        }
+        wrote
+    }
+
+    /// True when queued messages are held back only by output congestion.
+    pub fn blocked_by_congestion(&self, max_inflight: u16) -> bool {
+        !self.queue.is_empty()
+            && self.inflight.len() < self.window(max_inflight)
+            && self.conn.as_ref().is_some_and(Conn::congested)
+    }
+
+    /// Re-sends everything in flight after the session was resumed on a new connection:
+    /// PUBLISH with DUP set, or PUBREL for messages already past PUBREC (`MQTT-4.4.0-1`).
+    /// Messages that expired meanwhile are dropped from the window.
+    pub fn resend_inflight(&mut self, now: Instant, empty: &PublishProperties) {
+        let Some(conn) = self.conn.as_mut() else { return };
+        self.inflight.retain(|i| {
+            i.state == OutState::Comp || i.delivery.msg.remaining_expiry(now).is_ok()
+        });
+        for i in &self.inflight {
+            match i.state {
+                OutState::Comp => {
+                    conn.write_packet(&Packet::PubRel(ack(i.packet_id, ReasonCode::SUCCESS)));
+                }
+                OutState::Ack | OutState::Rec => {
+                    let d = &i.delivery;
+                    let expiry = d.msg.remaining_expiry(now).unwrap_or(None);
+                    // A resend too large for the new connection's limit is simply not sent;
+                    // it stays in the window until the session ends.
+                    let _ = conn.write_publish(&d.msg, d.qos, d.retain, true, i.packet_id, &d.sub_ids, expiry, empty);
+                }
+            }
+        }
+    }
+
+    /// Handles PUBACK (QoS 1) or PUBCOMP (QoS 2) from the client: the message is done.
+    /// Returns false when no message awaited it.
+    pub fn complete(&mut self, packet_id: u16, expected: OutState) -> bool {
+        match self.inflight.iter().position(|i| i.packet_id == packet_id && i.state == expected) {
+            Some(pos) => {
+                self.inflight.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Handles PUBREC: moves the message to "PUBREL sent". Returns the reason code for the
+    /// PUBREL (0x92 Packet Identifier not found when nothing matched).
+    pub fn received(&mut self, packet_id: u16, reason: ReasonCode) -> ReasonCode {
+        match self.inflight.iter().position(|i| i.packet_id == packet_id) {
+            Some(pos) if reason.is_error() => {
+                // A failed PUBREC ends the exchange (MQTT 5 4.3.3): no PUBREL.
+                self.inflight.remove(pos);
+                ReasonCode::SUCCESS
+            }
+            Some(pos) => {
+                if let Some(i) = self.inflight.get_mut(pos) {
+                    i.state = OutState::Comp;
+                }
+                ReasonCode::SUCCESS
+            }
+            None => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+        }
+    }
+
+    /// Clears everything but the identity: the state of a session started clean. The caller
+    /// removes the subscriptions from the trie first.
+    pub fn reset(&mut self) {
+        self.subscriptions.clear();
+        self.pending_will = None;
+        self.inflight.clear();
+        self.queue.clear();
+        self.incoming_qos2.clear();
+        self.next_packet_id = 1;
+    }
+}
+
+/// A publish acknowledgement without properties.
+pub(crate) fn ack(packet_id: u16, reason: ReasonCode) -> PubAck {
+    PubAck { packet_id, reason, properties: AckProperties::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tenantmq_codec::{ProtocolVersion, TopicName};
+    use tenantmq_common::link::device_channel;
+
+    use crate::acl::CompiledAcl;
+
+    fn msg(qos: QoS) -> Message {
+        let topic = TopicName::new(ByteString::from_static("t")).unwrap();
+        Message::from_publish(topic, qos, false, Bytes::from_static(b"x"), Default::default(), Instant::now())
+    }
+
+    fn put(s: &mut Session, qos: QoS, max_inflight: u16, max_queue: usize) -> Outcome {
+        let empty = PublishProperties::default();
+        s.deliver(&msg(qos), qos, false, SubIds::new(), max_inflight, max_queue, Instant::now(), &empty)
+    }
+
+    fn connected(receive_max: u16) -> (Session, tenantmq_common::link::DeviceRx) {
+        let (tx, rx) = device_channel();
+        let mut s = Session::new(ByteString::from_static("c"));
+        let mut conn = Conn::new(tx, ProtocolVersion::V5, CompiledAcl::default());
+        conn.client_receive_maximum = receive_max;
+        s.conn = Some(conn);
+        (s, rx)
+    }
+
+    #[test]
+    fn window_limits_inflight_and_acks_drain_the_queue() {
+        let empty = PublishProperties::default();
+        let now = Instant::now();
+        let (mut s, _rx) = connected(2);
+        for _ in 0..5 {
+            put(&mut s, QoS::AtLeastOnce, 100, 100);
+        }
+        assert_eq!(s.inflight.len(), 2);
+        assert_eq!(s.queue.len(), 3);
+        assert!(s.complete(1, OutState::Ack));
+        assert!(!s.complete(1, OutState::Ack), "already completed");
+        assert!(s.drain_queue(100, now, &empty));
+        assert_eq!((s.inflight.len(), s.queue.len()), (2, 2));
+        // The plan's cap wins over a larger client Receive Maximum.
+        let (mut s, _rx) = connected(1000);
+        for _ in 0..5 {
+            put(&mut s, QoS::ExactlyOnce, 3, 100);
+        }
+        assert_eq!(s.inflight.len(), 3);
+    }
+
+    #[test]
+    fn qos2_flow_and_unknown_ids() {
+        let (mut s, _rx) = connected(10);
+        put(&mut s, QoS::ExactlyOnce, 10, 10);
+        assert_eq!(s.received(1, ReasonCode::SUCCESS), ReasonCode::SUCCESS);
+        assert_eq!(s.inflight[0].state, OutState::Comp);
+        assert_eq!(s.received(9, ReasonCode::SUCCESS), ReasonCode::PACKET_IDENTIFIER_NOT_FOUND);
+        assert!(!s.complete(1, OutState::Ack));
+        assert!(s.complete(1, OutState::Comp));
+        assert!(s.inflight.is_empty());
+    }
+
+    #[test]
+    fn offline_sessions_queue_qos1_drop_qos0_and_respect_the_queue_cap() {
+        let mut s = Session::new(ByteString::from_static("c"));
+        assert_eq!(put(&mut s, QoS::AtMostOnce, 10, 2), Outcome::Dropped);
+        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 2), Outcome::Queued);
+        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 2), Outcome::Queued);
+        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 2), Outcome::Dropped);
+    }
+
+    #[test]
+    fn packet_ids_skip_ids_in_flight_and_wrap() {
+        let (mut s, _rx) = connected(u16::MAX);
+        s.next_packet_id = u16::MAX;
+        put(&mut s, QoS::AtLeastOnce, u16::MAX, 10);
+        put(&mut s, QoS::AtLeastOnce, u16::MAX, 10);
+        let ids: Vec<u16> = s.inflight.iter().map(|i| i.packet_id).collect();
+        assert_eq!(ids, vec![u16::MAX, 1]);
+        s.next_packet_id = 1;
+        assert_eq!(s.allocate_packet_id(), 2);
+    }
+}
