@@ -29,6 +29,12 @@ pub struct SubscriptionTrie<V> {
     len: usize,
 }
 
+/// A literal level as a map key. Levels of up to 24 bytes, nearly all real ones, live inline in
+/// the hash-map bucket beside the child node, so confirming a lookup's key costs no pointer
+/// chase to a separate allocation: one cache miss less per level on the hot path, and no
+/// allocation per level when subscribing.
+type LevelKey = SmallVec<[u8; 24]>;
+
 struct Node<V> {
     /// The value of the filter that ends at this node.
     value: Option<V>,
@@ -37,7 +43,7 @@ struct Node<V> {
     hash: Option<V>,
     /// Literal levels. Keys are owned copies: borrowing them from the SUBSCRIBE packet would
     /// pin the whole packet buffer for as long as the subscription lives.
-    children: FxHashMap<Box<str>, Node<V>>,
+    children: FxHashMap<LevelKey, Node<V>>,
     /// The `+` level.
     plus: Option<Box<Node<V>>>,
 }
@@ -58,7 +64,7 @@ impl<V> Node<V> {
         if level == "+" {
             self.plus.as_deref()
         } else {
-            self.children.get(level)
+            self.children.get(level.as_bytes())
         }
     }
 
@@ -66,7 +72,7 @@ impl<V> Node<V> {
         if level == "+" {
             self.plus.as_deref_mut()
         } else {
-            self.children.get_mut(level)
+            self.children.get_mut(level.as_bytes())
         }
     }
 
@@ -74,10 +80,9 @@ impl<V> Node<V> {
         if level == "+" {
             return self.plus.get_or_insert_with(Box::default);
         }
-        // The key is allocated even when the level exists: the look-up-then-insert pattern
-        // that avoids it needs either a second, panicking lookup or a borrow the checker
-        // rejects, and subscribing is not the hot path.
-        self.children.entry(level.into()).or_default()
+        self.children
+            .entry(LevelKey::from_slice(level.as_bytes()))
+            .or_default()
     }
 
     /// Detaches the child at `level`, returning it so the caller can drop it iteratively.
@@ -85,7 +90,7 @@ impl<V> Node<V> {
         if level == "+" {
             self.plus.take().map(|b| *b)
         } else {
-            self.children.remove(level)
+            self.children.remove(level.as_bytes())
         }
     }
 
@@ -238,7 +243,7 @@ impl<V> SubscriptionTrie<V> {
                 pending.push((plus, rest));
             }
         }
-        if let Some(child) = self.root.children.get(level) {
+        if let Some(child) = self.root.children.get(level.as_bytes()) {
             pending.push((child, rest));
         }
         while let Some((mut node, mut rest)) = pending.pop() {
@@ -259,7 +264,7 @@ impl<V> SubscriptionTrie<V> {
                 if let Some(plus) = node.plus.as_deref() {
                     pending.push((plus, next));
                 }
-                match node.children.get(level) {
+                match node.children.get(level.as_bytes()) {
                     Some(child) => (node, rest) = (child, next),
                     None => break,
                 }
@@ -287,7 +292,7 @@ impl<V> SubscriptionTrie<V> {
                 pending.push((plus, rest));
             }
         }
-        if let Some(child) = children.get_mut(level) {
+        if let Some(child) = children.get_mut(level.as_bytes()) {
             pending.push((child, rest));
         }
         while let Some((mut node, mut rest)) = pending.pop() {
@@ -313,7 +318,7 @@ impl<V> SubscriptionTrie<V> {
                 if let Some(plus) = plus.as_deref_mut() {
                     pending.push((plus, next));
                 }
-                match children.get_mut(level) {
+                match children.get_mut(level.as_bytes()) {
                     Some(child) => (node, rest) = (child, next),
                     None => break,
                 }
