@@ -1,0 +1,53 @@
+//! Test harness for end-to-end tests: starts the real gateway and worker in-process on a
+//! loopback port chosen by the OS, and offers a raw MQTT client for tests where the exact
+//! bytes on the wire matter.
+#![forbid(unsafe_code)]
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tenantmq_common::TenantId;
+use tenantmq_common::quota::Quotas;
+use tenantmq_common::shutdown::{self, ShutdownTrigger};
+use tenantmq_gateway::auth::DevAnonymous;
+use tenantmq_gateway::connection::ConnectionContext;
+use tenantmq_gateway::stats::GatewayStats;
+use tenantmq_gateway::{GatewayConfig, run_listener};
+use tenantmq_worker::Worker;
+use tokio::net::TcpListener;
+
+/// A broker serving the anonymous dev tenant on plain TCP, as `tenantmq standalone
+/// --dev-plain` does. Dropping it shuts it down.
+pub struct DevBroker {
+    /// The listener's address.
+    pub addr: SocketAddr,
+    /// Gateway counters.
+    pub stats: Arc<GatewayStats>,
+    _trigger: ShutdownTrigger,
+}
+
+impl DevBroker {
+    /// Starts a broker with protocol-maximum limits.
+    pub async fn start() -> Self {
+        Self::start_with(Quotas::unlimited(), GatewayConfig::default()).await
+    }
+
+    /// Starts a broker whose dev tenant has `quotas`.
+    pub async fn start_with(quotas: Quotas, config: GatewayConfig) -> Self {
+        let (trigger, signal) = shutdown::channel();
+        let worker = Worker::new(signal.clone());
+        let stats = Arc::new(GatewayStats::default());
+        let gateway = Arc::new(ConnectionContext {
+            config,
+            link: worker,
+            authenticator: Arc::new(DevAnonymous::new(TenantId::new_v7(), quotas)),
+            stats: stats.clone(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(run_listener(listener, gateway, signal));
+        Self { addr, stats, _trigger: trigger }
+    }
+}
