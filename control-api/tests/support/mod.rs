@@ -1,0 +1,161 @@
+//! Test harness: a router over a fresh store, and small request helpers. HTTP without a socket
+//! (`Router::oneshot`).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tenantmq_control_api::{ApiConfig, AppState, router};
+use tenantmq_control_store::{InProcessFeed, Secret, Store};
+use tower::ServiceExt;
+
+pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+pub const CA_PEM: &str = include_str!("../fixtures/ca.pem");
+pub const LEAF_PEM: &str = include_str!("../fixtures/leaf.pem");
+
+/// A configuration for tests: cheapest argon2, an operator token, a signup limit high enough
+/// for multi-tenant tests.
+pub fn test_config() -> ApiConfig {
+    ApiConfig {
+        operator_token: Some(Secret::new(OPERATOR_TOKEN.to_owned())),
+        argon2_memory_kib: 8,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        signup_per_minute: 1000,
+        signup_burst: 1000,
+        ..ApiConfig::default()
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Store,
+    pub feed: Arc<InProcessFeed>,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn new(store: Store) -> Self {
+        Self::with_config(store, test_config())
+    }
+
+    pub fn with_config(store: Store, config: ApiConfig) -> Self {
+        let feed = Arc::new(InProcessFeed::new());
+        let state = AppState::new(config, store.clone(), feed.clone()).expect("valid test config");
+        Self {
+            router: router(state),
+            store,
+            feed,
+        }
+    }
+
+    /// Sends a request from 192.0.2.1 with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(v) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).unwrap()).await
+    }
+
+    /// Sends a prepared request (with connection info for 192.0.2.1 unless already set).
+    pub async fn send(&self, mut request: Request<Body>) -> Response {
+        if request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none()
+        {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40000))));
+        }
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Signs up `slug`; returns (tenant id, API key).
+    pub async fn signup(&self, slug: &str) -> (String, String) {
+        let r = self
+            .call(
+                Method::POST,
+                "/v1/signup",
+                None,
+                Some(json!({"name": format!("Tenant {slug}"), "slug": slug, "email": format!("ops@{slug}.example")})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        (
+            r.body["tenant"]["id"].as_str().unwrap().to_owned(),
+            r.body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a credential; returns its id.
+    pub async fn credential(&self, key: &str, username: &str) -> String {
+        let r = self
+            .post(
+                "/v1/credentials",
+                key,
+                json!({"username": username, "password": "s3cret-pass"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+}
