@@ -162,8 +162,16 @@ impl Reader {
     pub fn string(&mut self) -> Result<ByteString, DecodeError> {
         let n = usize::from(self.u16()?);
         let start = self.pos;
-        if self.take(n)?.contains(&0) {
-            return Err(DecodeError::Malformed("string contains U+0000"));
+        let s = self.take(n)?;
+        // Fast path for the usual ASCII topic: one pass checks both "ASCII" (so valid UTF-8)
+        // and "no U+0000".
+        if !is_plain_ascii(s) {
+            if s.contains(&0) {
+                return Err(DecodeError::Malformed("string contains U+0000"));
+            }
+            if std::str::from_utf8(s).is_err() {
+                return Err(DecodeError::Malformed("string is not valid UTF-8"));
+            }
         }
         ByteString::try_from(self.buf.slice(start..self.pos))
             .map_err(|_| DecodeError::Malformed("string is not valid UTF-8"))
@@ -219,6 +227,17 @@ impl Reader {
         self.buf.advance(self.pos.min(self.end));
         self.buf
     }
+}
+
+/// True when every byte is in 0x01..=0x7F: ASCII without NUL. Written without an early
+/// exit so that it compiles to vector instructions; topics are short and nearly always pass.
+#[inline]
+fn is_plain_ascii(s: &[u8]) -> bool {
+    let mut bad = false;
+    for &b in s {
+        bad |= b.wrapping_sub(1) >= 0x7F;
+    }
+    !bad
 }
 
 /// Adds `n` to a running length, saturating (a saturated length is rejected as too large).

@@ -345,13 +345,28 @@ pub const NOT_ALLOWED: DecodeError = DecodeError::Malformed("property not valid 
 pub fn read_properties(
     r: &mut Reader,
     context: PropertyContext,
+    f: impl FnMut(Property) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let len = r.varint()?;
+    read_property_block(r, len, context, f)
+}
+
+/// [`read_properties`] for a block whose length `len` the caller has already read (so that
+/// an empty block costs the caller nothing).
+///
+/// # Errors
+/// As [`read_properties`].
+#[inline]
+pub fn read_property_block(
+    r: &mut Reader,
+    len: u32,
+    context: PropertyContext,
     mut f: impl FnMut(Property) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
-    let len = r.varint()? as usize;
     if len == 0 {
         return Ok(());
     }
-    let outer = r.push_limit(len)?;
+    let outer = r.push_limit(len as usize)?;
     let mut seen = 0u64;
     while !r.is_empty() {
         let raw = r.varint()?;

@@ -74,6 +74,7 @@ impl Packet {
     /// # Errors
     /// A [`DecodeError`] naming the MQTT 5 reason code (malformed 0x81, protocol error 0x82,
     /// unsupported protocol version 0x84, …).
+    #[inline]
     pub fn decode(
         frame: Bytes,
         header: &FixedHeader,
@@ -122,6 +123,7 @@ impl Packet {
 
 /// [`Packet::decode`]: checks that `frame` and `header` agree, then hands the frame to the
 /// packet type's decoder.
+#[inline]
 fn packet_decode(
     frame: Bytes,
     header: &FixedHeader,
@@ -146,7 +148,7 @@ fn packet_decode(
     Ok(match header.packet_type {
         PacketType::Connect => Packet::Connect(Box::new(connect::decode(frame, header)?)),
         PacketType::ConnAck => Packet::ConnAck(connack::decode(frame, header, version)?),
-        PacketType::Publish => Packet::Publish(publish::decode(frame, header, version)?),
+        PacketType::Publish => publish::decode(frame, header, version)?,
         PacketType::PubAck => Packet::PubAck(puback::decode(frame, header, version)?),
         PacketType::PubRec => Packet::PubRec(puback::decode(frame, header, version)?),
         PacketType::PubRel => Packet::PubRel(puback::decode(frame, header, version)?),
