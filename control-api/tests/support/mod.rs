@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tenantmq_control_api::{ApiConfig, AppState, router};
-use tenantmq_control_store::{InProcessFeed, Secret, Store};
+use tenantmq_control_store::{ChangeFeed, InProcessFeed, Secret, Store};
 use tower::ServiceExt;
 
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
@@ -36,7 +36,7 @@ pub fn test_config() -> ApiConfig {
 pub struct TestApp {
     pub router: Router,
     pub store: Store,
-    pub feed: Arc<InProcessFeed>,
+    pub feed: Arc<dyn ChangeFeed>,
 }
 
 pub struct Response {
@@ -58,7 +58,10 @@ impl TestApp {
     }
 
     pub fn with_config(store: Store, config: ApiConfig) -> Self {
-        let feed = Arc::new(InProcessFeed::new());
+        Self::with_feed(store, config, Arc::new(InProcessFeed::new()))
+    }
+
+    pub fn with_feed(store: Store, config: ApiConfig, feed: Arc<dyn ChangeFeed>) -> Self {
         let state = AppState::new(config, store.clone(), feed.clone()).expect("valid test config");
         Self {
             router: router(state),
