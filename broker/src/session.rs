@@ -11,8 +11,10 @@ use std::collections::VecDeque;
 use bytestring::ByteString;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
-use tenantmq_codec::{AckProperties, Packet, PubAck, PublishProperties, QoS, ReasonCode, TopicFilter};
 use tenantmq_codec::SubscriptionOptions;
+use tenantmq_codec::{
+    AckProperties, Packet, PubAck, PublishProperties, QoS, ReasonCode, TopicFilter,
+};
 use tokio::time::Instant;
 
 use crate::conn::{Conn, Written};
@@ -119,7 +121,10 @@ impl Session {
 
     /// The in-flight window: the client's Receive Maximum capped by the plan.
     fn window(&self, max_inflight: u16) -> usize {
-        let client = self.conn.as_ref().map_or(u16::MAX, |c| c.client_receive_maximum);
+        let client = self
+            .conn
+            .as_ref()
+            .map_or(u16::MAX, |c| c.client_receive_maximum);
         usize::from(client.min(max_inflight).max(1))
     }
 
@@ -156,8 +161,12 @@ impl Session {
             if !can_send {
                 return Outcome::Dropped;
             }
-            let Ok(expiry) = msg.remaining_expiry(now) else { return Outcome::Dropped };
-            let Some(conn) = self.conn.as_mut() else { return Outcome::Dropped };
+            let Ok(expiry) = msg.remaining_expiry(now) else {
+                return Outcome::Dropped;
+            };
+            let Some(conn) = self.conn.as_mut() else {
+                return Outcome::Dropped;
+            };
             return match conn.write_publish(msg, qos, retain, false, 0, &sub_ids, expiry, empty) {
                 Written::Sent => Outcome::Sent,
                 Written::TooLarge => Outcome::Dropped,
@@ -166,7 +175,12 @@ impl Session {
         if msg.remaining_expiry(now).is_err() {
             return Outcome::Dropped;
         }
-        let d = Delivery { msg: msg.clone(), qos, retain, sub_ids };
+        let d = Delivery {
+            msg: msg.clone(),
+            qos,
+            retain,
+            sub_ids,
+        };
         if can_send && self.queue.is_empty() && self.inflight.len() < self.window(max_inflight) {
             return self.send_inflight(d, now, empty);
         }
@@ -179,15 +193,27 @@ impl Session {
 
     /// Sends a QoS 1/2 delivery as a new in-flight message.
     fn send_inflight(&mut self, d: Delivery, now: Instant, empty: &PublishProperties) -> Outcome {
-        let Ok(expiry) = d.msg.remaining_expiry(now) else { return Outcome::Dropped };
+        let Ok(expiry) = d.msg.remaining_expiry(now) else {
+            return Outcome::Dropped;
+        };
         let packet_id = self.allocate_packet_id();
-        let Some(conn) = self.conn.as_mut() else { return Outcome::Dropped };
-        match conn.write_publish(&d.msg, d.qos, d.retain, false, packet_id, &d.sub_ids, expiry, empty)
-        {
+        let Some(conn) = self.conn.as_mut() else {
+            return Outcome::Dropped;
+        };
+        match conn.write_publish(
+            &d.msg, d.qos, d.retain, false, packet_id, &d.sub_ids, expiry, empty,
+        ) {
             Written::Sent => {
-                let state =
-                    if d.qos == QoS::AtLeastOnce { OutState::Ack } else { OutState::Rec };
-                self.inflight.push_back(Inflight { packet_id, state, delivery: d });
+                let state = if d.qos == QoS::AtLeastOnce {
+                    OutState::Ack
+                } else {
+                    OutState::Rec
+                };
+                self.inflight.push_back(Inflight {
+                    packet_id,
+                    state,
+                    delivery: d,
+                });
                 Outcome::Sent
             }
             Written::TooLarge => Outcome::Dropped,
@@ -196,12 +222,19 @@ impl Session {
 
     /// Moves queued messages into the window while there is room and the connection is not
     /// congested. Returns true when something was written.
-    pub fn drain_queue(&mut self, max_inflight: u16, now: Instant, empty: &PublishProperties) -> bool {
+    pub fn drain_queue(
+        &mut self,
+        max_inflight: u16,
+        now: Instant,
+        empty: &PublishProperties,
+    ) -> bool {
         let mut wrote = false;
         while self.inflight.len() < self.window(max_inflight)
             && self.conn.as_ref().is_some_and(|c| !c.congested())
         {
-            let Some(d) = self.queue.pop_front() else { break };
+            let Some(d) = self.queue.pop_front() else {
+                break;
+            };
             wrote |= self.send_inflight(d, now, empty) == Outcome::Sent;
         }
         wrote
@@ -218,10 +251,11 @@ impl Session {
     /// PUBLISH with DUP set, or PUBREL for messages already past PUBREC (`MQTT-4.4.0-1`).
     /// Messages that expired meanwhile are dropped from the window.
     pub fn resend_inflight(&mut self, now: Instant, empty: &PublishProperties) {
-        let Some(conn) = self.conn.as_mut() else { return };
-        self.inflight.retain(|i| {
-            i.state == OutState::Comp || i.delivery.msg.remaining_expiry(now).is_ok()
-        });
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        self.inflight
+            .retain(|i| i.state == OutState::Comp || i.delivery.msg.remaining_expiry(now).is_ok());
         for i in &self.inflight {
             match i.state {
                 OutState::Comp => {
@@ -232,7 +266,16 @@ impl Session {
                     let expiry = d.msg.remaining_expiry(now).unwrap_or(None);
                     // A resend too large for the new connection's limit is simply not sent;
                     // it stays in the window until the session ends.
-                    let _ = conn.write_publish(&d.msg, d.qos, d.retain, true, i.packet_id, &d.sub_ids, expiry, empty);
+                    let _ = conn.write_publish(
+                        &d.msg,
+                        d.qos,
+                        d.retain,
+                        true,
+                        i.packet_id,
+                        &d.sub_ids,
+                        expiry,
+                        empty,
+                    );
                 }
             }
         }
@@ -241,7 +284,11 @@ impl Session {
     /// Handles PUBACK (QoS 1) or PUBCOMP (QoS 2) from the client: the message is done.
     /// Returns false when no message awaited it.
     pub fn complete(&mut self, packet_id: u16, expected: OutState) -> bool {
-        match self.inflight.iter().position(|i| i.packet_id == packet_id && i.state == expected) {
+        match self
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == packet_id && i.state == expected)
+        {
             Some(pos) => {
                 self.inflight.remove(pos);
                 true
@@ -283,7 +330,11 @@ impl Session {
 
 /// A publish acknowledgement without properties.
 pub(crate) fn ack(packet_id: u16, reason: ReasonCode) -> PubAck {
-    PubAck { packet_id, reason, properties: AckProperties::default() }
+    PubAck {
+        packet_id,
+        reason,
+        properties: AckProperties::default(),
+    }
 }
 
 #[cfg(test)]
@@ -297,12 +348,28 @@ mod tests {
 
     fn msg(qos: QoS) -> Message {
         let topic = TopicName::new(ByteString::from_static("t")).unwrap();
-        Message::from_publish(topic, qos, false, Bytes::from_static(b"x"), Default::default(), Instant::now())
+        Message::from_publish(
+            topic,
+            qos,
+            false,
+            Bytes::from_static(b"x"),
+            Default::default(),
+            Instant::now(),
+        )
     }
 
     fn put(s: &mut Session, qos: QoS, max_inflight: u16, max_queue: usize) -> Outcome {
         let empty = PublishProperties::default();
-        s.deliver(&msg(qos), qos, false, SubIds::new(), max_inflight, max_queue, Instant::now(), &empty)
+        s.deliver(
+            &msg(qos),
+            qos,
+            false,
+            SubIds::new(),
+            max_inflight,
+            max_queue,
+            Instant::now(),
+            &empty,
+        )
     }
 
     fn connected(receive_max: u16) -> (Session, tenantmq_common::link::DeviceRx) {
@@ -342,7 +409,10 @@ mod tests {
         put(&mut s, QoS::ExactlyOnce, 10, 10);
         assert_eq!(s.received(1, ReasonCode::SUCCESS), ReasonCode::SUCCESS);
         assert_eq!(s.inflight[0].state, OutState::Comp);
-        assert_eq!(s.received(9, ReasonCode::SUCCESS), ReasonCode::PACKET_IDENTIFIER_NOT_FOUND);
+        assert_eq!(
+            s.received(9, ReasonCode::SUCCESS),
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        );
         assert!(!s.complete(1, OutState::Ack));
         assert!(s.complete(1, OutState::Comp));
         assert!(s.inflight.is_empty());

@@ -8,7 +8,12 @@ use crate::session::{OutState, ack};
 
 impl Engine {
     /// PUBACK: a QoS 1 delivery is done; the window has room for the next.
-    pub(crate) fn on_puback(&mut self, slot: u32, a: &PubAck, now: Instant) -> Result<(), ReasonCode> {
+    pub(crate) fn on_puback(
+        &mut self,
+        slot: u32,
+        a: &PubAck,
+        now: Instant,
+    ) -> Result<(), ReasonCode> {
         if let Some(s) = self.session_mut(slot) {
             s.complete(a.packet_id, OutState::Ack);
         }
@@ -18,7 +23,9 @@ impl Engine {
 
     /// PUBREC: answer PUBREL (0x92 when the id is unknown).
     pub(crate) fn on_pubrec(&mut self, slot: u32, a: &PubAck) -> Result<(), ReasonCode> {
-        let Some(s) = self.session_mut(slot) else { return Ok(()) };
+        let Some(s) = self.session_mut(slot) else {
+            return Ok(());
+        };
         let pending = s.inflight.iter().any(|i| i.packet_id == a.packet_id);
         let reason = s.received(a.packet_id, a.reason);
         // A PUBREC reporting failure ends the exchange; nothing is sent back.
@@ -30,7 +37,9 @@ impl Engine {
 
     /// PUBREL: the client releases an incoming QoS 2 message; answer PUBCOMP.
     pub(crate) fn on_pubrel(&mut self, slot: u32, a: &PubAck) -> Result<(), ReasonCode> {
-        let Some(s) = self.session_mut(slot) else { return Ok(()) };
+        let Some(s) = self.session_mut(slot) else {
+            return Ok(());
+        };
         let reason = if s.incoming_qos2.remove(&a.packet_id) {
             ReasonCode::SUCCESS
         } else {
@@ -41,7 +50,12 @@ impl Engine {
     }
 
     /// PUBCOMP: a QoS 2 delivery is done.
-    pub(crate) fn on_pubcomp(&mut self, slot: u32, a: &PubAck, now: Instant) -> Result<(), ReasonCode> {
+    pub(crate) fn on_pubcomp(
+        &mut self,
+        slot: u32,
+        a: &PubAck,
+        now: Instant,
+    ) -> Result<(), ReasonCode> {
         if let Some(s) = self.session_mut(slot) {
             s.complete(a.packet_id, OutState::Comp);
         }
@@ -53,7 +67,11 @@ impl Engine {
     fn refill(&mut self, slot: u32, now: Instant) {
         let max_inflight = self.quotas.max_inflight;
         let empty = &self.empty_props;
-        let Some(s) = self.slots.get_mut(slot as usize).and_then(|s| s.session.as_mut()) else {
+        let Some(s) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.session.as_mut())
+        else {
             return;
         };
         if !s.queue.is_empty() && s.drain_queue(max_inflight, now, empty) {
