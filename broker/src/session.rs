@@ -297,22 +297,31 @@ impl Session {
         }
     }
 
-    /// Handles PUBREC: moves the message to "PUBREL sent". Returns the reason code for the
-    /// PUBREL (0x92 Packet Identifier not found when nothing matched).
-    pub fn received(&mut self, packet_id: u16, reason: ReasonCode) -> ReasonCode {
-        match self.inflight.iter().position(|i| i.packet_id == packet_id) {
+    /// Handles PUBREC: moves the message to "PUBREL sent". Returns the reason code of the
+    /// PUBREL to answer with (0x92 Packet Identifier not found when no QoS 2 message has
+    /// that id), or `None` when nothing is sent back.
+    ///
+    /// Only a QoS 2 message matches (awaiting PUBREC, or already released when the PUBREC is
+    /// repeated): a PUBREC naming the id of a QoS 1 message leaves that message unacknowledged
+    /// until its PUBACK (`MQTT-4.3.2-2`).
+    pub fn received(&mut self, packet_id: u16, reason: ReasonCode) -> Option<ReasonCode> {
+        let pos = self
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == packet_id && i.state != OutState::Ack);
+        match pos {
             Some(pos) if reason.is_error() => {
                 // A failed PUBREC ends the exchange (MQTT 5 4.3.3): no PUBREL.
                 self.inflight.remove(pos);
-                ReasonCode::SUCCESS
+                None
             }
             Some(pos) => {
                 if let Some(i) = self.inflight.get_mut(pos) {
                     i.state = OutState::Comp;
                 }
-                ReasonCode::SUCCESS
+                Some(ReasonCode::SUCCESS)
             }
-            None => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+            None => Some(ReasonCode::PACKET_IDENTIFIER_NOT_FOUND),
         }
     }
 
@@ -407,14 +416,46 @@ mod tests {
     fn qos2_flow_and_unknown_ids() {
         let (mut s, _rx) = connected(10);
         put(&mut s, QoS::ExactlyOnce, 10, 10);
-        assert_eq!(s.received(1, ReasonCode::SUCCESS), ReasonCode::SUCCESS);
+        assert_eq!(
+            s.received(1, ReasonCode::SUCCESS),
+            Some(ReasonCode::SUCCESS)
+        );
         assert_eq!(s.inflight[0].state, OutState::Comp);
         assert_eq!(
+            s.received(1, ReasonCode::SUCCESS),
+            Some(ReasonCode::SUCCESS),
+            "repeated PUBREC"
+        );
+        assert_eq!(
             s.received(9, ReasonCode::SUCCESS),
-            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+            Some(ReasonCode::PACKET_IDENTIFIER_NOT_FOUND)
         );
         assert!(!s.complete(1, OutState::Ack));
         assert!(s.complete(1, OutState::Comp));
+        assert!(s.inflight.is_empty());
+    }
+
+    #[test]
+    fn pubrec_for_a_qos1_id_leaves_the_message_awaiting_puback() {
+        let (mut s, _rx) = connected(10);
+        put(&mut s, QoS::AtLeastOnce, 10, 10);
+        assert_eq!(
+            s.received(1, ReasonCode::SUCCESS),
+            Some(ReasonCode::PACKET_IDENTIFIER_NOT_FOUND)
+        );
+        assert_eq!(
+            s.received(1, ReasonCode::UNSPECIFIED_ERROR),
+            Some(ReasonCode::PACKET_IDENTIFIER_NOT_FOUND)
+        );
+        assert_eq!(s.inflight[0].state, OutState::Ack);
+        assert!(s.complete(1, OutState::Ack));
+    }
+
+    #[test]
+    fn failed_pubrec_ends_the_exchange_without_pubrel() {
+        let (mut s, _rx) = connected(10);
+        put(&mut s, QoS::ExactlyOnce, 10, 10);
+        assert_eq!(s.received(1, ReasonCode::QUOTA_EXCEEDED), None);
         assert!(s.inflight.is_empty());
     }
 

@@ -26,10 +26,8 @@ impl Engine {
         let Some(s) = self.session_mut(slot) else {
             return Ok(());
         };
-        let pending = s.inflight.iter().any(|i| i.packet_id == a.packet_id);
-        let reason = s.received(a.packet_id, a.reason);
         // A PUBREC reporting failure ends the exchange; nothing is sent back.
-        if !(pending && a.reason.is_error()) {
+        if let Some(reason) = s.received(a.packet_id, a.reason) {
             self.write(slot, &Packet::PubRel(ack(a.packet_id, reason)));
         }
         Ok(())
