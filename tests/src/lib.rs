@@ -1,8 +1,10 @@
 //! Test harness for end-to-end tests: starts the real gateway and worker in-process on a
 //! loopback port chosen by the OS, and offers a raw MQTT client for tests where the exact
-//! bytes on the wire matter.
+//! bytes on the wire matter ([`raw`]) and rumqttc, a real client, for the behaviour a normal
+//! client sees ([`client`]).
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -45,9 +47,15 @@ impl DevBroker {
             authenticator: Arc::new(DevAnonymous::new(TenantId::new_v7(), quotas)),
             stats: stats.clone(),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         tokio::spawn(run_listener(listener, gateway, signal));
-        Self { addr, stats, _trigger: trigger }
+        Self {
+            addr,
+            stats,
+            _trigger: trigger,
+        }
     }
 }
