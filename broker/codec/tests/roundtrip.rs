@@ -483,15 +483,16 @@ fn drain(buf: &mut BytesMut, v: ProtocolVersion, into: &mut Vec<Packet>) {
     }
 }
 
-/// Feeds arbitrary bytes through check + decode until an error or need-more-bytes.
+/// Feeds arbitrary bytes through check + decode until an error or need-more-bytes. Whatever
+/// decodes must encode to `encoded_len` bytes and decode back to itself.
 fn feed(bytes: &[u8], v: ProtocolVersion) {
     let mut buf = Bytes::copy_from_slice(bytes);
     while let Ok(Some(h)) = frame::check(&buf, MAX) {
         let frame = buf.split_to(h.total_len());
         if let Ok(p) = Packet::decode(frame, &h, v) {
-            // Re-encoding whatever decoded must not panic either.
-            let mut out = BytesMut::new();
-            let _ = p.encode(v, &mut out);
+            let out = encode(&p, v);
+            let h = frame::check(&out, u32::MAX).unwrap().unwrap();
+            assert_eq!(Packet::decode(out.freeze(), &h, v), Ok(p));
         }
     }
 }
