@@ -257,29 +257,53 @@ impl RawClient {
         }
     }
 
+    /// The first packet for which `pick` returns `Some`; other packets are kept, in order,
+    /// for later receives. Panics after [`RECV_TIMEOUT`] or on close.
+    pub async fn recv_matching<T>(&mut self, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
+        let mut skipped = VecDeque::new();
+        let found = loop {
+            let p = self.recv().await;
+            match pick(&p) {
+                Some(t) => break t,
+                None => skipped.push_back(p),
+            }
+        };
+        skipped.append(&mut self.stash);
+        self.stash = skipped;
+        found
+    }
+
     /// Publishes and completes the QoS flow: waits for PUBACK (QoS 1) or PUBREC, sends
     /// PUBREL and waits for PUBCOMP (QoS 2). Returns the reason code of PUBACK/PUBREC
-    /// (success for QoS 0).
+    /// (success for QoS 0). Other packets arriving meanwhile (such as the client's own
+    /// message) are kept for later receives.
     pub async fn publish(&mut self, p: Publish) -> ReasonCode {
         let (qos, id) = (p.qos, p.packet_id);
         self.send(&Packet::Publish(p)).await.expect("send PUBLISH");
         match qos {
             QoS::AtMostOnce => ReasonCode::SUCCESS,
-            QoS::AtLeastOnce => match self.recv().await {
-                Packet::PubAck(a) if a.packet_id == id => a.reason,
-                other => panic!("expected PUBACK {id}, got {other:?}"),
-            },
+            QoS::AtLeastOnce => {
+                self.recv_matching(|p| match p {
+                    Packet::PubAck(a) if a.packet_id == id => Some(a.reason),
+                    _ => None,
+                })
+                .await
+            }
             QoS::ExactlyOnce => {
-                let reason = match self.recv().await {
-                    Packet::PubRec(a) if a.packet_id == id => a.reason,
-                    other => panic!("expected PUBREC {id}, got {other:?}"),
-                };
-                self.send(&Packet::PubRel(ack(id)))
-                    .await
-                    .expect("send PUBREL");
-                match self.recv().await {
-                    Packet::PubComp(a) if a.packet_id == id => {}
-                    other => panic!("expected PUBCOMP {id}, got {other:?}"),
+                let reason = self
+                    .recv_matching(|p| match p {
+                        Packet::PubRec(a) if a.packet_id == id => Some(a.reason),
+                        _ => None,
+                    })
+                    .await;
+                if !reason.is_error() {
+                    self.send(&Packet::PubRel(ack(id)))
+                        .await
+                        .expect("send PUBREL");
+                    self.recv_matching(|p| {
+                        matches!(p, Packet::PubComp(a) if a.packet_id == id).then_some(())
+                    })
+                    .await;
                 }
                 reason
             }
@@ -303,8 +327,8 @@ impl RawClient {
     }
 
     /// Receives a PUBLISH and, for QoS 1/2, acknowledges it completely (PUBACK, or PUBREC
-    /// then PUBREL/PUBCOMP). Packets arriving while it waits for the PUBREL are kept for the
-    /// next receive.
+    /// then PUBREL/PUBCOMP). Packets arriving while it waits for the PUBREL are kept for
+    /// later receives.
     pub async fn expect_publish_acked(&mut self) -> Publish {
         let p = self.expect_publish().await;
         match p.qos {
@@ -317,15 +341,11 @@ impl RawClient {
                 self.send(&Packet::PubRec(ack(p.packet_id)))
                     .await
                     .expect("PUBREC");
-                let mut ahead = VecDeque::new();
-                loop {
-                    match self.recv().await {
-                        Packet::PubRel(a) if a.packet_id == p.packet_id => break,
-                        other => ahead.push_back(other),
-                    }
-                }
-                ahead.append(&mut self.stash);
-                self.stash = ahead;
+                let id = p.packet_id;
+                self.recv_matching(|p| {
+                    matches!(p, Packet::PubRel(a) if a.packet_id == id).then_some(())
+                })
+                .await;
                 self.send(&Packet::PubComp(ack(p.packet_id)))
                     .await
                     .expect("PUBCOMP");
