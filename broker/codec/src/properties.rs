@@ -584,14 +584,21 @@ impl PropertySink for PropertyWriter<'_> {
     }
 }
 
-/// The content length of `props`' block (without its own length prefix).
+/// The content length of `props`' block (without its own length prefix), at most
+/// [`MAX_REMAINING_LENGTH`].
 ///
 /// # Errors
-/// The first invalid or over-long property.
+/// The first invalid or over-long property; [`EncodeError::PacketTooLarge`] for a block
+/// longer than any packet can be.
 #[inline]
 pub fn properties_len(props: &impl EncodeProperties) -> Result<usize, EncodeError> {
     let mut len = PropertyLen(0);
     props.visit(&mut len)?;
+    // A block that cannot fit any packet is refused here, which also keeps every caller's
+    // arithmetic on the result far from overflow.
+    if len.0 > MAX_REMAINING_LENGTH as usize {
+        return Err(EncodeError::PacketTooLarge);
+    }
     Ok(len.0)
 }
 

@@ -237,3 +237,75 @@ pub(crate) const fn first_byte(kind: PacketType) -> u8 {
     };
     ((kind as u8) << 4) | flags
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::check;
+
+    #[test]
+    fn frame_must_match_its_header() {
+        let wire = Bytes::from_static(b"\x40\x02\x00\x01");
+        let h = check(&wire, 64).unwrap().unwrap();
+        // Frame with a trailing byte of the next packet.
+        let longer = Bytes::from_static(b"\x40\x02\x00\x01\xC0");
+        assert!(matches!(
+            Packet::decode(longer, &h, ProtocolVersion::V5),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            Packet::decode(wire.slice(..3), &h, ProtocolVersion::V5),
+            Err(DecodeError::Malformed(_))
+        ));
+        // A hand-built header with wrong flags gets the fixed header rule too.
+        let bad = FixedHeader { flags: 1, ..h };
+        assert!(matches!(
+            Packet::decode(wire.clone(), &bad, ProtocolVersion::V5),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert_eq!(
+            Packet::decode(wire, &h, ProtocolVersion::V5),
+            Ok(Packet::PubAck(PubAck {
+                packet_id: 1,
+                ..Default::default()
+            }))
+        );
+    }
+
+    #[test]
+    fn auth_is_malformed_in_v311() {
+        let wire = Bytes::from_static(b"\xF0\x00");
+        let h = check(&wire, 64).unwrap().unwrap();
+        assert!(matches!(
+            Packet::decode(wire, &h, ProtocolVersion::V311),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut out = BytesMut::new();
+        let auth = Packet::Auth(Auth::default());
+        assert_eq!(
+            auth.encode(ProtocolVersion::V311, &mut out),
+            Err(EncodeError::NotInVersion("AUTH"))
+        );
+        assert!(out.is_empty());
+        assert_eq!(auth.encoded_len(ProtocolVersion::V311), 0);
+    }
+
+    #[test]
+    fn connect_decodes_whatever_the_version_says() {
+        let wire = Bytes::from_static(b"\x10\x0D\x00\x04MQTT\x05\x02\x00\x3C\x00\x00\x00");
+        let h = check(&wire, 64).unwrap().unwrap();
+        let Ok(Packet::Connect(c)) = Packet::decode(wire, &h, ProtocolVersion::V311) else {
+            panic!("CONNECT decodes");
+        };
+        assert_eq!(c.protocol, ProtocolVersion::V5);
+        // And encodes in its own version whatever `version` says.
+        let p = Packet::Connect(c);
+        let mut out = BytesMut::new();
+        p.encode(ProtocolVersion::V311, &mut out).unwrap();
+        assert_eq!(
+            &out[..],
+            b"\x10\x0D\x00\x04MQTT\x05\x02\x00\x3C\x00\x00\x00"
+        );
+        assert_eq!(p.encoded_len(ProtocolVersion::V311), out.len());
+    }
+}
