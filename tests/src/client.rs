@@ -266,9 +266,16 @@ impl V3 {
     }
 
     /// Sends DISCONNECT and closes.
+    ///
+    /// Returns once the server has closed the connection, i.e. once the engine has handled
+    /// the DISCONNECT: anything it caused (or not) has happened.
     pub async fn disconnect(mut self) {
         self.client.disconnect().await.expect("disconnect request");
         self.inbox.wait_sent_disconnect().await;
+        assert!(
+            self.inbox.wait_end(RECV_TIMEOUT).await.is_some(),
+            "server kept the connection open after DISCONNECT"
+        );
     }
 
     /// Drops the connection without DISCONNECT.
@@ -466,9 +473,16 @@ impl V5 {
     }
 
     /// Sends DISCONNECT (normal disconnection) and closes.
+    ///
+    /// Returns once the server has closed the connection, i.e. once the engine has handled
+    /// the DISCONNECT: anything it caused (or not) has happened.
     pub async fn disconnect(mut self) {
         self.client.disconnect().await.expect("disconnect request");
         self.inbox.wait_sent_disconnect().await;
+        assert!(
+            self.inbox.wait_end(RECV_TIMEOUT).await.is_some(),
+            "server kept the connection open after DISCONNECT"
+        );
     }
 
     /// Drops the connection without DISCONNECT.
