@@ -135,7 +135,7 @@ async fn connected_members_are_preferred_over_offline_sessions_v5() {
     back.expect_no_publish().await;
 }
 
-/// Retained messages are not sent for a new shared subscription (MQTT 5 4.8.2, `MQTT-3.8.4-..`
+/// Retained messages are not sent for a new shared subscription (MQTT 5 4.8.2:
 /// "retained messages are not sent to the Session when it establishes a new Shared
 /// Subscription").
 #[tokio::test]
