@@ -421,3 +421,144 @@ async fn pubrec_for_a_qos1_message_does_not_complete_it_v5() {
         (p.packet_id, true, QoS::AtLeastOnce)
     );
 }
+
+/// On resume, only messages that were sent before carry DUP: a message queued while the
+/// client was away is sent for the first time, with DUP 0 (`MQTT-3.3.1-2`) and its own
+/// packet id, after the resent one.
+async fn queued_messages_are_not_duplicates(version: ProtocolVersion) {
+    let b = DevBroker::start().await;
+    let (mut sub, _) =
+        RawClient::connect_with(b.addr, persistent_connect_packet(version, "sub")).await;
+    sub.subscribe("t", QoS::AtLeastOnce).await;
+    let mut publisher = RawClient::connected(b.addr, version, "pub").await;
+    publisher.publish_qos1("t", b"sent").await;
+    let sent = sub.expect_publish().await;
+    sub.disconnect().await;
+    publisher.publish_qos1("t", b"queued").await;
+
+    let (mut sub, _) =
+        RawClient::connect_with(b.addr, persistent_connect_packet(version, "sub")).await;
+    let again = sub.expect_publish_acked().await;
+    assert_eq!(
+        (&again.payload[..], again.dup, again.packet_id),
+        (&b"sent"[..], true, sent.packet_id)
+    );
+    let queued = sub.expect_publish_acked().await;
+    assert_eq!((&queued.payload[..], queued.dup), (&b"queued"[..], false));
+    assert_ne!(queued.packet_id, sent.packet_id);
+}
+
+#[tokio::test]
+async fn queued_messages_are_not_duplicates_v311() {
+    queued_messages_are_not_duplicates(V311).await;
+}
+
+#[tokio::test]
+async fn queued_messages_are_not_duplicates_v5() {
+    queued_messages_are_not_duplicates(V50).await;
+}
+
+/// The receiver's QoS 2 state is part of the session: a PUBLISH resent after reconnecting,
+/// before PUBREL, is acknowledged but not delivered again (`MQTT-4.3.3-9`, 4.4).
+async fn qos2_inbound_state_survives_reconnect(version: ProtocolVersion) {
+    let b = DevBroker::start().await;
+    let mut sub = RawClient::connected(b.addr, V50, "sub").await;
+    sub.subscribe("t", QoS::AtLeastOnce).await;
+    let (mut publisher, _) =
+        RawClient::connect_with(b.addr, persistent_connect_packet(version, "pub")).await;
+    let mut p = publish_packet("t", QoS::ExactlyOnce, false, 9, b"once");
+    publisher.send(&Packet::Publish(p.clone())).await.unwrap();
+    match publisher.recv().await {
+        Packet::PubRec(a) => assert_eq!(a.packet_id, 9),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    publisher.disconnect().await;
+
+    let (mut publisher, ack) =
+        RawClient::connect_with(b.addr, persistent_connect_packet(version, "pub")).await;
+    assert!(ack.session_present);
+    p.dup = true;
+    let reason = publisher.publish(p).await;
+    assert_eq!(reason, ReasonCode::SUCCESS);
+    publisher.publish_qos1("t", b"marker").await;
+    assert_eq!(&sub.expect_publish_acked().await.payload[..], b"once");
+    assert_eq!(
+        &sub.expect_publish_acked().await.payload[..],
+        b"marker",
+        "QoS 2 message delivered twice"
+    );
+}
+
+#[tokio::test]
+async fn qos2_inbound_state_survives_reconnect_v311() {
+    qos2_inbound_state_survives_reconnect(V311).await;
+}
+
+#[tokio::test]
+async fn qos2_inbound_state_survives_reconnect_v5() {
+    qos2_inbound_state_survives_reconnect(V50).await;
+}
+
+/// The server's Receive Maximum (CONNACK) bounds the QoS 2 messages a client may have
+/// awaiting PUBREL; one more is DISCONNECT 0x93 (`MQTT-3.3.4-7`... 3.3.4, 4.9).
+#[tokio::test]
+async fn client_exceeding_server_receive_maximum_disconnects_0x93_v5() {
+    let quotas = tenantmq_common::quota::Quotas {
+        max_inflight: 2,
+        ..tenantmq_common::quota::Quotas::unlimited()
+    };
+    let b = DevBroker::start_with(quotas, tenantmq_gateway::GatewayConfig::default()).await;
+    let (mut c, ack) = RawClient::connect_with(b.addr, connect_packet(V50, "c")).await;
+    assert_eq!(ack.properties.receive_maximum, Some(2));
+    for id in 1..=3u16 {
+        c.send(&Packet::Publish(publish_packet(
+            "t",
+            QoS::ExactlyOnce,
+            false,
+            id,
+            b"x",
+        )))
+        .await
+        .unwrap();
+    }
+    for id in 1..=2u16 {
+        match c.recv().await {
+            Packet::PubRec(a) => assert_eq!(a.packet_id, id),
+            other => panic!("expected PUBREC, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        c.expect_closed().await,
+        Some(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)
+    );
+}
+
+/// Subscribing again to the same filter replaces the subscription (`MQTT-3.8.4-3`): the new
+/// QoS applies, and there is still one subscription (one copy).
+async fn resubscribe_replaces(version: ProtocolVersion) {
+    let b = DevBroker::start().await;
+    let mut sub = RawClient::connected(b.addr, version, "sub").await;
+    sub.subscribe("t", QoS::ExactlyOnce).await;
+    sub.subscribe("t", QoS::AtMostOnce).await;
+    let mut publisher = RawClient::connected(b.addr, version, "pub").await;
+    publisher
+        .publish(publish_packet("t", QoS::ExactlyOnce, false, 1, b"1"))
+        .await;
+    publisher
+        .publish(publish_packet("t", QoS::ExactlyOnce, false, 2, b"2"))
+        .await;
+    for payload in [b"1", b"2"] {
+        let p = sub.expect_publish().await;
+        assert_eq!((&p.payload[..], p.qos), (&payload[..], QoS::AtMostOnce));
+    }
+}
+
+#[tokio::test]
+async fn resubscribe_replaces_the_granted_qos_v311() {
+    resubscribe_replaces(V311).await;
+}
+
+#[tokio::test]
+async fn resubscribe_replaces_the_granted_qos_v5() {
+    resubscribe_replaces(V50).await;
+}

@@ -244,3 +244,55 @@ async fn retain_as_published_v5() {
     assert_eq!((&c1.payload[..], c1.retain), (&b"retained"[..], false));
     assert_eq!((&c2.payload[..], c2.retain), (&b"plain"[..], false));
 }
+
+/// Retained messages are found with the same matching rules as live ones, including the
+/// `$` rule (`MQTT-4.7.2-1`) and "sport/#" matching "sport".
+#[tokio::test]
+async fn retained_matching_follows_wildcard_and_dollar_rules_v5() {
+    let b = DevBroker::start().await;
+    let mut publisher = RawClient::connected(b.addr, ProtocolVersion::V5, "pub").await;
+    for t in [
+        "sport",
+        "sport/tennis",
+        "sport/tennis/player1",
+        "$foo",
+        "$foo/bar",
+        "/x",
+    ] {
+        publisher
+            .publish(publish_packet(t, QoS::AtLeastOnce, true, 1, t.as_bytes()))
+            .await;
+    }
+    let cases: [(&str, &[&str]); 7] = [
+        (
+            "#",
+            &["/x", "sport", "sport/tennis", "sport/tennis/player1"],
+        ),
+        (
+            "sport/#",
+            &["sport", "sport/tennis", "sport/tennis/player1"],
+        ),
+        ("+", &["sport"]),
+        ("+/+", &["/x", "sport/tennis"]),
+        ("+/bar", &[]),
+        ("$foo/#", &["$foo", "$foo/bar"]),
+        ("sport/+/player1", &["sport/tennis/player1"]),
+    ];
+    for (i, (filter, expected)) in cases.iter().enumerate() {
+        let mut c = RawClient::connected(b.addr, ProtocolVersion::V5, &format!("c{i}")).await;
+        c.subscribe(END, QoS::AtLeastOnce).await;
+        c.subscribe(filter, QoS::AtLeastOnce).await;
+        c.publish_qos1(END, b"").await;
+        let mut got = Vec::new();
+        loop {
+            let p = c.expect_publish_acked().await;
+            if p.topic == END {
+                break;
+            }
+            assert!(p.retain);
+            got.push(p.topic.to_string());
+        }
+        got.sort();
+        assert_eq!(got, *expected, "retained messages for {filter}");
+    }
+}
