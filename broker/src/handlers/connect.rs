@@ -117,7 +117,7 @@ impl Engine {
                     _ => None,
                 },
                 retain_available: Some(quotas.retain_available),
-                maximum_packet_size: Some(quotas.max_message_bytes),
+                maximum_packet_size: announced_max_packet_size(quotas.max_message_bytes),
                 assigned_client_identifier: assigned,
                 topic_alias_maximum: (quotas.max_topic_alias > 0).then_some(quotas.max_topic_alias),
                 wildcard_subscription_available: Some(quotas.wildcard_subscriptions_available),
@@ -223,6 +223,21 @@ impl Engine {
     }
 }
 
+/// Largest packet MQTT can express: a 268,435,455-byte remaining length behind a five-byte
+/// fixed header.
+const PROTOCOL_MAX_PACKET_SIZE: u32 = frame::MAX_REMAINING_LENGTH + 5;
+
+/// The Maximum Packet Size to put in CONNACK for a plan limit of `limit` bytes.
+///
+/// Absent means "no limit beyond the protocol's" (MQTT 5 3.2.2.3.6), which is exactly what a
+/// limit at the protocol maximum is. Real clients also refuse values above 268,435,455 as if
+/// the property were a Variable Byte Integer (paho-mqtt for Python drops the connection), so a
+/// limit in the last few bytes below the protocol maximum is announced as 268,435,455: a
+/// little stricter than enforced, never looser.
+fn announced_max_packet_size(limit: u32) -> Option<u32> {
+    (limit < PROTOCOL_MAX_PACKET_SIZE).then_some(limit.min(frame::MAX_REMAINING_LENGTH))
+}
+
 /// Topics clients may not publish to: the broker's own `$SYS` tree.
 pub(crate) fn is_reserved(topic: &TopicName) -> bool {
     let t = topic.as_str();
@@ -257,5 +272,21 @@ fn guess_version(data: &[u8]) -> ProtocolVersion {
     match data.get(header_len + 6) {
         Some(5) => ProtocolVersion::V5,
         _ => ProtocolVersion::V311,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_packet_size_is_omitted_at_the_protocol_limit_and_never_above_what_clients_parse() {
+        assert_eq!(announced_max_packet_size(128 * 1024), Some(128 * 1024));
+        assert_eq!(announced_max_packet_size(PROTOCOL_MAX_PACKET_SIZE), None);
+        assert_eq!(announced_max_packet_size(u32::MAX), None);
+        assert_eq!(
+            announced_max_packet_size(PROTOCOL_MAX_PACKET_SIZE - 1),
+            Some(frame::MAX_REMAINING_LENGTH)
+        );
     }
 }
