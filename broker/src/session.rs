@@ -459,6 +459,232 @@ mod tests {
         assert!(s.inflight.is_empty());
     }
 
+    /// Every packet written to the connection so far, decoded.
+    fn written(s: &mut Session, rx: &mut tenantmq_common::link::DeviceRx) -> Vec<Packet> {
+        let mut bytes = Vec::new();
+        if let Some(conn) = s.conn.as_mut() {
+            conn.flush();
+        }
+        while let Some(chunk) = rx.try_recv() {
+            bytes.extend_from_slice(&chunk);
+        }
+        let mut data = Bytes::from(bytes);
+        let mut packets = Vec::new();
+        while let Some(h) = tenantmq_codec::frame::check(&data, u32::MAX).unwrap() {
+            let frame = data.split_to(h.total_len());
+            packets.push(Packet::decode(frame, &h, ProtocolVersion::V5).unwrap());
+        }
+        assert!(data.is_empty(), "a partial packet was written");
+        packets
+    }
+
+    /// Replaces the connection, as a resumed session gets a new one.
+    fn reconnect(s: &mut Session, receive_max: u16) -> tenantmq_common::link::DeviceRx {
+        let (tx, rx) = device_channel();
+        let mut conn = Conn::new(tx, ProtocolVersion::V5, CompiledAcl::default());
+        conn.client_receive_maximum = receive_max;
+        s.conn = Some(conn);
+        rx
+    }
+
+    fn expiring(secs: u32, now: Instant) -> Message {
+        let topic = TopicName::new(ByteString::from_static("t")).unwrap();
+        let props = PublishProperties {
+            message_expiry_interval: Some(secs),
+            ..Default::default()
+        };
+        Message::from_publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            Bytes::from_static(b"e"),
+            props,
+            now,
+        )
+    }
+
+    #[test]
+    fn resume_resends_publish_with_dup_and_pubrel_for_released_qos2() {
+        let empty = PublishProperties::default();
+        let now = Instant::now();
+        let (mut s, mut rx) = connected(10);
+        put(&mut s, QoS::AtLeastOnce, 10, 10);
+        put(&mut s, QoS::ExactlyOnce, 10, 10);
+        put(&mut s, QoS::ExactlyOnce, 10, 10);
+        assert_eq!(
+            s.received(3, ReasonCode::SUCCESS),
+            Some(ReasonCode::SUCCESS)
+        );
+        let first: Vec<_> = written(&mut s, &mut rx)
+            .into_iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((p.packet_id, p.dup)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(first, vec![(1, false), (2, false), (3, false)]);
+
+        s.conn = None;
+        let mut rx = reconnect(&mut s, 10);
+        s.resend_inflight(now, &empty);
+        let resent = written(&mut s, &mut rx);
+        assert_eq!(resent.len(), 3);
+        for (packet, id) in resent.iter().zip([1u16, 2]) {
+            match packet {
+                Packet::Publish(p) => assert_eq!((p.packet_id, p.dup), (id, true)),
+                other => panic!("expected PUBLISH {id} with DUP, got {other:?}"),
+            }
+        }
+        assert!(matches!(&resent[2], Packet::PubRel(a) if a.packet_id == 3));
+        assert_eq!(s.inflight.len(), 3, "resending does not complete anything");
+    }
+
+    #[test]
+    fn expired_messages_are_dropped_when_queued_or_in_flight_but_pubrel_survives() {
+        let empty = PublishProperties::default();
+        let t0 = Instant::now();
+        let later = t0 + std::time::Duration::from_secs(2);
+        // Offline: queued, then expired by the time the client is back.
+        let mut s = Session::new(ByteString::from_static("c"));
+        let short = expiring(1, t0);
+        let long = expiring(60, t0);
+        for m in [&short, &long] {
+            assert_eq!(
+                s.deliver(
+                    m,
+                    QoS::AtLeastOnce,
+                    false,
+                    SubIds::new(),
+                    10,
+                    10,
+                    t0,
+                    &empty
+                ),
+                Outcome::Queued
+            );
+        }
+        let mut rx = reconnect(&mut s, 10);
+        assert!(s.drain_queue(10, later, &empty));
+        let sent = written(&mut s, &mut rx);
+        assert_eq!(sent.len(), 1);
+        match &sent[0] {
+            Packet::Publish(p) => assert_eq!(p.properties.message_expiry_interval, Some(58)),
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+        // Already expired when routed: dropped at once.
+        assert_eq!(
+            s.deliver(
+                &short,
+                QoS::AtLeastOnce,
+                false,
+                SubIds::new(),
+                10,
+                10,
+                later,
+                &empty
+            ),
+            Outcome::Dropped
+        );
+
+        // In flight: an expired PUBLISH is not resent (the engine's choice: the session drops
+        // what outlived its interval), a PUBREL always is.
+        let (mut s, _rx) = connected(10);
+        for _ in 0..2 {
+            s.deliver(
+                &short,
+                QoS::ExactlyOnce,
+                false,
+                SubIds::new(),
+                10,
+                10,
+                t0,
+                &empty,
+            );
+        }
+        assert_eq!(
+            s.received(2, ReasonCode::SUCCESS),
+            Some(ReasonCode::SUCCESS)
+        );
+        let mut rx = reconnect(&mut s, 10);
+        s.resend_inflight(later, &empty);
+        let resent = written(&mut s, &mut rx);
+        assert!(
+            matches!(resent.as_slice(), [Packet::PubRel(a)] if a.packet_id == 2),
+            "{resent:?}"
+        );
+        assert_eq!(s.inflight.len(), 1);
+    }
+
+    #[test]
+    fn messages_above_the_client_maximum_packet_size_are_skipped() {
+        let empty = PublishProperties::default();
+        let now = Instant::now();
+        let (mut s, mut rx) = connected(10);
+        if let Some(c) = s.conn.as_mut() {
+            c.client_max_packet_size = 20;
+        }
+        let topic = TopicName::new(ByteString::from_static("t")).unwrap();
+        let big = Message::from_publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            Bytes::from(vec![0u8; 100]),
+            Default::default(),
+            now,
+        );
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            assert_eq!(
+                s.deliver(&big, qos, false, SubIds::new(), 10, 10, now, &empty),
+                Outcome::Dropped
+            );
+        }
+        assert!(s.inflight.is_empty() && s.queue.is_empty());
+        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 10), Outcome::Sent);
+        assert_eq!(written(&mut s, &mut rx).len(), 1);
+    }
+
+    #[test]
+    fn queue_keeps_order_and_reset_clears_everything() {
+        let empty = PublishProperties::default();
+        let now = Instant::now();
+        let mut s = Session::new(ByteString::from_static("c"));
+        let topic = TopicName::new(ByteString::from_static("t")).unwrap();
+        for i in 0..3u8 {
+            let m = Message::from_publish(
+                topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                Bytes::from(vec![i]),
+                Default::default(),
+                now,
+            );
+            s.deliver(
+                &m,
+                QoS::AtLeastOnce,
+                false,
+                SubIds::new(),
+                10,
+                10,
+                now,
+                &empty,
+            );
+        }
+        let mut rx = reconnect(&mut s, 2);
+        s.drain_queue(10, now, &empty);
+        let payloads: Vec<u8> = written(&mut s, &mut rx)
+            .into_iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some(p.payload[0]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(payloads, vec![0, 1], "oldest first, within the window");
+        s.incoming_qos2.insert(7);
+        s.reset();
+        assert!(s.inflight.is_empty() && s.queue.is_empty() && s.incoming_qos2.is_empty());
+        assert_eq!(s.allocate_packet_id(), 1);
+    }
+
     #[test]
     fn offline_sessions_queue_qos1_drop_qos0_and_respect_the_queue_cap() {
         let mut s = Session::new(ByteString::from_static("c"));
