@@ -94,7 +94,7 @@ fn alias_property(alias: u16) -> Vec<u8> {
 async fn alias_violation(quotas: Quotas, publish: Vec<u8>, expected: ReasonCode) {
     let b = DevBroker::start_with(quotas, GatewayConfig::default()).await;
     let mut c = RawClient::connected(b.addr, V50, "c").await;
-    c.send_bytes(&publish).await.unwrap();
+    c.send_bytes(&publish).await.expect("socket I/O");
     assert_eq!(c.expect_closed().await, Some(expected));
     // The broker carries on.
     let mut other = RawClient::connected(b.addr, V50, "other").await;

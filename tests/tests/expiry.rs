@@ -118,7 +118,10 @@ async fn retained_message_expires_v5() {
         "expired retained message delivered"
     );
     let left = p.properties.message_expiry_interval;
-    assert!(matches!(left, Some(18..=19)), "published with 20 s, 1.2 s ago: {left:?}");
+    assert!(
+        matches!(left, Some(18..=19)),
+        "published with 20 s, 1.2 s ago: {left:?}"
+    );
     sub.publish_qos1("$end", b"").await;
     assert_eq!(sub.expect_publish_acked().await.topic, "$end");
 }

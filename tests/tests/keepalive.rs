@@ -74,7 +74,7 @@ async fn pinging_client_stays_connected_v5() {
     // 4 × 0.45 s: well past the 1.5 s a silent client would get.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(450)).await;
-        c.send(&Packet::PingReq).await.unwrap();
+        c.send(&Packet::PingReq).await.expect("socket I/O");
         assert_eq!(c.recv().await, Packet::PingResp);
     }
 }

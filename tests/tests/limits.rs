@@ -56,7 +56,7 @@ async fn client_packet_above_server_maximum(version: ProtocolVersion) {
         SERVER_MAX as usize,
     )))
     .await
-    .unwrap();
+    .expect("socket I/O");
     assert_eq!(
         watcher.expect_publish().await.payload.len(),
         SERVER_MAX as usize - 6 - usize::from(version == V50)
@@ -66,7 +66,7 @@ async fn client_packet_above_server_maximum(version: ProtocolVersion) {
         SERVER_MAX as usize + 1,
     )))
     .await
-    .unwrap();
+    .expect("socket I/O");
     let expected = (version == V50).then_some(ReasonCode::PACKET_TOO_LARGE);
     assert_eq!(c.expect_closed().await, expected);
 
@@ -98,7 +98,9 @@ async fn oversized_packet_refused_from_its_fixed_header_v5() {
     let b = small_server().await;
     let mut c = RawClient::connected(b.addr, V50, "c").await;
     // PUBLISH QoS 0 announcing a remaining length of 2,097,152 bytes; no body follows.
-    c.send_bytes(&[0x30, 0x80, 0x80, 0x80, 0x01]).await.unwrap();
+    c.send_bytes(&[0x30, 0x80, 0x80, 0x80, 0x01])
+        .await
+        .expect("socket I/O");
     assert_eq!(
         c.expect_closed_within(Duration::from_secs(2)).await,
         Some(ReasonCode::PACKET_TOO_LARGE)

@@ -102,7 +102,7 @@ async fn send_after_connect(
     let mut c = connect_packet(version, "bad");
     c.will = Some(will("will/bad", b"closed", QoS::AtMostOnce, false));
     let (mut c, _) = RawClient::connect_with(s.addr(), c).await;
-    c.send_bytes(bytes).await.unwrap();
+    c.send_bytes(bytes).await.expect("socket I/O");
     let reason = c.expect_closed().await;
     let will = s.canary.expect_publish_acked().await;
     assert_eq!(
@@ -258,8 +258,10 @@ async fn garbage_in_the_same_write_as_connect() {
             version,
         );
         bytes.extend_from_slice(&[0x00, 0x00, 0x00]);
-        let mut c = RawClient::connect(s.addr(), version).await.unwrap();
-        c.send_bytes(&bytes).await.unwrap();
+        let mut c = RawClient::connect(s.addr(), version)
+            .await
+            .expect("socket I/O");
+        c.send_bytes(&bytes).await.expect("socket I/O");
         match c.recv().await {
             Packet::ConnAck(a) => assert_eq!(a.reason, ReasonCode::SUCCESS),
             other => panic!("expected CONNACK, got {other:?}"),
@@ -313,8 +315,10 @@ async fn first_packet_not_connect_is_closed() {
         ("HTTP request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
     ];
     for (name, bytes) in cases {
-        let mut c = RawClient::connect(s.addr(), V311).await.unwrap();
-        c.send_bytes(bytes).await.unwrap();
+        let mut c = RawClient::connect(s.addr(), V311)
+            .await
+            .expect("socket I/O");
+        c.send_bytes(bytes).await.expect("socket I/O");
         assert_closed_silently(&mut c, name).await;
     }
     assert_eq!(
@@ -336,8 +340,10 @@ async fn invalid_connect_packets() {
     // Unsupported protocol level: CONNACK return code 1, then close (`MQTT-3.1.2-2`).
     let mut level6 = valid.clone();
     level6[level_at] = 6;
-    let mut c = RawClient::connect(s.addr(), V311).await.unwrap();
-    c.send_bytes(&level6).await.unwrap();
+    let mut c = RawClient::connect(s.addr(), V311)
+        .await
+        .expect("socket I/O");
+    c.send_bytes(&level6).await.expect("socket I/O");
     match c.recv().await {
         Packet::ConnAck(a) => assert_eq!(a.reason, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION),
         other => panic!("expected CONNACK 1, got {other:?}"),
@@ -362,16 +368,18 @@ async fn invalid_connect_packets() {
         ("will QoS", will_qos),
         ("password", password),
     ] {
-        let mut c = RawClient::connect(s.addr(), V311).await.unwrap();
-        c.send_bytes(&bytes).await.unwrap();
+        let mut c = RawClient::connect(s.addr(), V311)
+            .await
+            .expect("socket I/O");
+        c.send_bytes(&bytes).await.expect("socket I/O");
         assert_refused(&mut c, what).await;
     }
 
     // MQTT 5 with the reserved flag: refused too.
     let mut v5 = encode(&Packet::Connect(Box::new(connect_packet(V50, "c"))), V50);
     v5[flags_at] |= 0x01;
-    let mut c = RawClient::connect(s.addr(), V50).await.unwrap();
-    c.send_bytes(&v5).await.unwrap();
+    let mut c = RawClient::connect(s.addr(), V50).await.expect("socket I/O");
+    c.send_bytes(&v5).await.expect("socket I/O");
     assert_refused(&mut c, "MQTT 5 reserved flag").await;
     s.assert_alive().await;
 }
@@ -391,15 +399,21 @@ async fn oversized_connect_before_authentication_is_closed() {
         payload: bytes::Bytes::from(vec![0u8; 2000]),
         ..will("will/big", b"", QoS::AtMostOnce, false)
     });
-    let mut raw = RawClient::connect(s.addr(), V311).await.unwrap();
+    let mut raw = RawClient::connect(s.addr(), V311)
+        .await
+        .expect("socket I/O");
     raw.send_bytes(&encode(&Packet::Connect(Box::new(c)), V311))
         .await
-        .unwrap();
+        .expect("socket I/O");
     assert_closed_silently(&mut raw, "CONNECT of 2 kB").await;
 
     // Only a header announcing 1 MB; the body never comes.
-    let mut raw = RawClient::connect(s.addr(), V311).await.unwrap();
-    raw.send_bytes(&[0x10, 0x80, 0x80, 0x40]).await.unwrap();
+    let mut raw = RawClient::connect(s.addr(), V311)
+        .await
+        .expect("socket I/O");
+    raw.send_bytes(&[0x10, 0x80, 0x80, 0x40])
+        .await
+        .expect("socket I/O");
     assert_closed_silently(&mut raw, "header of a 1 MB CONNECT").await;
 
     assert_eq!(s.broker.stats.oversized_connect.load(Ordering::Relaxed), 2);
@@ -421,8 +435,8 @@ async fn connect_timeout_closes_idle_sockets() {
         ("half a CONNECT", &connect[..connect.len() / 2]),
     ] {
         let start = Instant::now();
-        let mut c = RawClient::connect(s.addr(), V50).await.unwrap();
-        c.send_bytes(bytes).await.unwrap();
+        let mut c = RawClient::connect(s.addr(), V50).await.expect("socket I/O");
+        c.send_bytes(bytes).await.expect("socket I/O");
         assert_closed_silently(&mut c, what).await;
         let after = start.elapsed();
         assert!(
@@ -479,8 +493,8 @@ async fn random_bytes_never_crash_the_server() {
         bytes.extend(junk);
         let addr = s.addr();
         tasks.spawn(async move {
-            let mut c = RawClient::connect(addr, version).await.unwrap();
-            c.send_bytes(&bytes).await.unwrap();
+            let mut c = RawClient::connect(addr, version).await.expect("socket I/O");
+            c.send_bytes(&bytes).await.expect("socket I/O");
             // Read whatever comes until close or a short quiet period; undecodable answers
             // cannot come from a correct server, so the raw client's decoding is the check.
             loop {

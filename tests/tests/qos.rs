@@ -127,13 +127,19 @@ async fn qos2_inbound(version: ProtocolVersion) {
     for dup in [false, true, true] {
         let mut p = first.clone();
         p.dup = dup;
-        publisher.send(&Packet::Publish(p)).await.unwrap();
+        publisher
+            .send(&Packet::Publish(p))
+            .await
+            .expect("socket I/O");
         match publisher.recv().await {
             Packet::PubRec(a) => assert_eq!((a.packet_id, a.reason), (5, ReasonCode::SUCCESS)),
             other => panic!("expected PUBREC, got {other:?}"),
         }
     }
-    publisher.send(&Packet::PubRel(ack(5))).await.unwrap();
+    publisher
+        .send(&Packet::PubRel(ack(5)))
+        .await
+        .expect("socket I/O");
     match publisher.recv().await {
         Packet::PubComp(a) => assert_eq!((a.packet_id, a.reason), (5, ReasonCode::SUCCESS)),
         other => panic!("expected PUBCOMP, got {other:?}"),
@@ -151,7 +157,10 @@ async fn qos2_inbound(version: ProtocolVersion) {
     );
     sub.expect_silence(QUIET).await;
 
-    publisher.send(&Packet::PubRel(ack(77))).await.unwrap();
+    publisher
+        .send(&Packet::PubRel(ack(77)))
+        .await
+        .expect("socket I/O");
     match publisher.recv().await {
         Packet::PubComp(a) => {
             assert_eq!(a.packet_id, 77);
@@ -193,13 +202,17 @@ async fn qos2_outbound_flow_and_window_v5() {
 
     let p = sub.expect_publish().await;
     assert_eq!((p.qos, &p.payload[..]), (QoS::ExactlyOnce, &b"1"[..]));
-    sub.send(&Packet::PubRec(ack(p.packet_id))).await.unwrap();
+    sub.send(&Packet::PubRec(ack(p.packet_id)))
+        .await
+        .expect("socket I/O");
     match sub.recv().await {
         Packet::PubRel(a) => assert_eq!(a.packet_id, p.packet_id),
         other => panic!("expected PUBREL, got {other:?}"),
     }
     sub.expect_silence(QUIET).await;
-    sub.send(&Packet::PubComp(ack(p.packet_id))).await.unwrap();
+    sub.send(&Packet::PubComp(ack(p.packet_id)))
+        .await
+        .expect("socket I/O");
     let p2 = sub.expect_publish_acked().await;
     assert_eq!(&p2.payload[..], b"2");
 }
@@ -215,12 +228,16 @@ async fn qos2_outbound_flow_v311() {
         .await;
     let p = sub.expect_publish().await;
     assert_eq!(p.qos, QoS::ExactlyOnce);
-    sub.send(&Packet::PubRec(ack(p.packet_id))).await.unwrap();
+    sub.send(&Packet::PubRec(ack(p.packet_id)))
+        .await
+        .expect("socket I/O");
     match sub.recv().await {
         Packet::PubRel(a) => assert_eq!(a.packet_id, p.packet_id),
         other => panic!("expected PUBREL, got {other:?}"),
     }
-    sub.send(&Packet::PubComp(ack(p.packet_id))).await.unwrap();
+    sub.send(&Packet::PubComp(ack(p.packet_id)))
+        .await
+        .expect("socket I/O");
     // Nothing more is owed: a new message is the next thing to arrive.
     publisher
         .publish(publish_packet("t", QoS::AtMostOnce, false, 0, b"next"))
@@ -262,13 +279,17 @@ async fn receive_maximum_is_respected_v5() {
         "QoS 0 is outside the window"
     );
 
-    sub.send(&Packet::PubAck(ack(a.packet_id))).await.unwrap();
+    sub.send(&Packet::PubAck(ack(a.packet_id)))
+        .await
+        .expect("socket I/O");
     let c3 = sub.expect_publish().await;
     assert_eq!(&c3.payload[..], &[2]);
     assert_ne!(c3.packet_id, b2.packet_id);
     sub.expect_silence(QUIET).await;
     for id in [b2.packet_id, c3.packet_id] {
-        sub.send(&Packet::PubAck(ack(id))).await.unwrap();
+        sub.send(&Packet::PubAck(ack(id)))
+            .await
+            .expect("socket I/O");
     }
     assert_eq!(&sub.expect_publish_acked().await.payload[..], &[3]);
     assert_eq!(&sub.expect_publish_acked().await.payload[..], &[4]);
@@ -298,7 +319,7 @@ async fn qos1_redelivery(version: ProtocolVersion) {
     );
     sub.send(&Packet::PubAck(ack(again.packet_id)))
         .await
-        .unwrap();
+        .expect("socket I/O");
     sub.disconnect().await;
 
     let (mut sub, resumed) =
@@ -343,7 +364,9 @@ async fn qos2_redelivery(version: ProtocolVersion) {
         (&p1.payload[..], &p2.payload[..]),
         (&b"recd"[..], &b"unrecd"[..])
     );
-    sub.send(&Packet::PubRec(ack(p1.packet_id))).await.unwrap();
+    sub.send(&Packet::PubRec(ack(p1.packet_id)))
+        .await
+        .expect("socket I/O");
     match sub.recv().await {
         Packet::PubRel(a) => assert_eq!(a.packet_id, p1.packet_id),
         other => panic!("expected PUBREL, got {other:?}"),
@@ -372,13 +395,19 @@ async fn qos2_redelivery(version: ProtocolVersion) {
         }
     }
     assert!(saw_pubrel && saw_publish);
-    sub.send(&Packet::PubComp(ack(p1.packet_id))).await.unwrap();
-    sub.send(&Packet::PubRec(ack(p2.packet_id))).await.unwrap();
+    sub.send(&Packet::PubComp(ack(p1.packet_id)))
+        .await
+        .expect("socket I/O");
+    sub.send(&Packet::PubRec(ack(p2.packet_id)))
+        .await
+        .expect("socket I/O");
     match sub.recv().await {
         Packet::PubRel(a) => assert_eq!(a.packet_id, p2.packet_id),
         other => panic!("expected PUBREL, got {other:?}"),
     }
-    sub.send(&Packet::PubComp(ack(p2.packet_id))).await.unwrap();
+    sub.send(&Packet::PubComp(ack(p2.packet_id)))
+        .await
+        .expect("socket I/O");
     sub.expect_silence(QUIET).await;
 }
 
@@ -403,7 +432,9 @@ async fn pubrec_for_a_qos1_message_does_not_complete_it_v5() {
     let mut publisher = RawClient::connected(b.addr, V50, "pub").await;
     publisher.publish_qos1("t", b"q1").await;
     let p = sub.expect_publish().await;
-    sub.send(&Packet::PubRec(ack(p.packet_id))).await.unwrap();
+    sub.send(&Packet::PubRec(ack(p.packet_id)))
+        .await
+        .expect("socket I/O");
     match sub.recv().await {
         Packet::PubRel(a) => {
             assert_eq!(
@@ -467,7 +498,10 @@ async fn qos2_inbound_state_survives_reconnect(version: ProtocolVersion) {
     let (mut publisher, _) =
         RawClient::connect_with(b.addr, persistent_connect_packet(version, "pub")).await;
     let mut p = publish_packet("t", QoS::ExactlyOnce, false, 9, b"once");
-    publisher.send(&Packet::Publish(p.clone())).await.unwrap();
+    publisher
+        .send(&Packet::Publish(p.clone()))
+        .await
+        .expect("socket I/O");
     match publisher.recv().await {
         Packet::PubRec(a) => assert_eq!(a.packet_id, 9),
         other => panic!("expected PUBREC, got {other:?}"),
@@ -519,7 +553,7 @@ async fn client_exceeding_server_receive_maximum_disconnects_0x93_v5() {
             b"x",
         )))
         .await
-        .unwrap();
+        .expect("socket I/O");
     }
     for id in 1..=2u16 {
         match c.recv().await {

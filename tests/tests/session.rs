@@ -203,7 +203,7 @@ async fn disconnect_setting_expiry_after_zero_is_a_protocol_error_v5() {
     d.properties.session_expiry_interval = Some(30);
     c.send(&tenantmq_codec::Packet::Disconnect(d))
         .await
-        .unwrap();
+        .expect("socket I/O");
     assert_eq!(c.expect_closed().await, Some(ReasonCode::PROTOCOL_ERROR));
     assert_eq!(w.expect_publish().await.topic, "will/c");
 }

@@ -96,7 +96,10 @@ async fn members_leaving_the_group_v5() {
     let a3 = member(b.addr, "a3", "$share/g/t").await;
     let mut publisher = V5::connect(b.addr, "pub").await;
 
-    a1.client.unsubscribe("$share/g/t").await.unwrap();
+    a1.client
+        .unsubscribe("$share/g/t")
+        .await
+        .expect("socket I/O");
     // The UNSUBACK has arrived once a publish of the client's own is acknowledged after it.
     a1.publish("other", QoS5::AtLeastOnce, false, vec![0]).await;
     a3.disconnect().await; // Clean start, expiry 0: the session and its subscription end.
@@ -170,7 +173,7 @@ async fn no_local_on_shared_subscription_is_a_protocol_error_v5() {
     let mut bytes = vec![0x82, 16, 0, 1, 0, 0, 10];
     bytes.extend_from_slice(b"$share/g/t");
     bytes.push(0x05);
-    c.send_bytes(&bytes).await.unwrap();
+    c.send_bytes(&bytes).await.expect("socket I/O");
     assert_eq!(c.expect_closed().await, Some(ReasonCode::PROTOCOL_ERROR));
 }
 

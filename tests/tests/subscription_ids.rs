@@ -128,6 +128,6 @@ async fn subscription_identifier_0_is_a_protocol_error_v5() {
     // because the codec refuses to encode it.
     c.send_bytes(&[0x82, 0x09, 0, 1, 2, 0x0B, 0, 0, 1, b't', 0])
         .await
-        .unwrap();
+        .expect("socket I/O");
     assert_eq!(c.expect_closed().await, Some(ReasonCode::PROTOCOL_ERROR));
 }

@@ -185,7 +185,7 @@ async fn wildcard_in_topic_name(version: ProtocolVersion, topic: &str) {
         b"x",
     )))
     .await
-    .unwrap();
+    .expect("socket I/O");
     let reason = bad.expect_closed().await;
     let expected = (version == V50).then_some(ReasonCode::TOPIC_NAME_INVALID);
     assert_eq!(reason, expected, "close of a PUBLISH to {topic}");
