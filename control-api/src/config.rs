@@ -158,8 +158,10 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_secrets_do_not_print() {
-        let mut c = ApiConfig::default();
-        c.operator_token = Some(Secret::new("0123456789abcdef-operator".into()));
+        let c = ApiConfig {
+            operator_token: Some(Secret::new("0123456789abcdef-operator".into())),
+            ..ApiConfig::default()
+        };
         c.validate().unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("operator\""), "{shown}");

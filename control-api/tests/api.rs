@@ -1,5 +1,8 @@
 //! Behaviour of each resource, on Postgres and SQLite alike.
 
+// Test helpers outside `#[test]` functions panic on purpose when set-up fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::body::Body;

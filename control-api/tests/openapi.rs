@@ -1,6 +1,9 @@
 //! The OpenAPI document and the router agree: every route is documented, every documented
 //! operation is routed.
 
+// Test helpers outside `#[test]` functions panic on purpose when set-up fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;

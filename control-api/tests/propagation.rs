@@ -1,6 +1,9 @@
 //! API changes reach the data plane's cache (tenantmq-control-cache) within 2 s through the
 //! change feed — in-process and over Redis.
 
+// Test helpers outside `#[test]` functions panic on purpose when set-up fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! Security properties (issue 3, item 7): tenant isolation on every route, revocation,
 //! operator/tenant separation, signup rate limiting, atomic writes, complete deletion.
 
+// Test helpers outside `#[test]` functions panic on purpose when set-up fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::body::Body;

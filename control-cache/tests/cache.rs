@@ -1,5 +1,8 @@
 //! The read-side cache: lookups, invalidation through both feeds, static stability.
 
+// Test helpers outside `#[test]` functions panic on purpose when set-up fails.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
