@@ -84,7 +84,10 @@ impl Packet {
     }
 
     /// Appends the packet's wire encoding for `version` to `out`. MQTT 3.1.1 encodings leave
-    /// out properties and map reason codes to the 3.1.1 return codes.
+    /// out properties and map reason codes to the 3.1.1 return codes. CONNECT is written in
+    /// its own [`Connect::protocol`], which is what it announces (as decoding ignores
+    /// `version` for it). Acknowledgements, DISCONNECT and AUTH use their shortest MQTT 5
+    /// form. The whole packet is reserved in `out` up front.
     ///
     /// # Errors
     /// [`EncodeError`] when a field cannot be represented (a string over 65,535 bytes, a packet
@@ -94,7 +97,7 @@ impl Packet {
         packet_encode(self, version, out)
     }
 
-    /// The number of bytes [`Packet::encode`] would append.
+    /// The number of bytes [`Packet::encode`] would append: 0 when it would fail.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
         packet_encoded_len(self, version)
     }

@@ -88,7 +88,7 @@ pub fn encode_publish(
     publish_encode_parts(out, version, header, props, payload)
 }
 
-/// The number of bytes [`encode_publish`] would append.
+/// The number of bytes [`encode_publish`] would append: 0 when it would fail.
 pub fn encoded_publish_len(
     version: ProtocolVersion,
     header: &PublishHeader<'_>,
