@@ -491,7 +491,9 @@ fn feed(bytes: &[u8], v: ProtocolVersion) {
         let frame = buf.split_to(h.total_len());
         if let Ok(p) = Packet::decode(frame, &h, v) {
             let out = encode(&p, v);
-            let h = frame::check(&out, u32::MAX).expect("frames").expect("complete");
+            let h = frame::check(&out, u32::MAX)
+                .expect("frames")
+                .expect("complete");
             assert_eq!(Packet::decode(out.freeze(), &h, v), Ok(p));
         }
     }
