@@ -209,18 +209,22 @@ store_test! {
     async fn api_keys_list_create_revoke(store) {
         let app = TestApp::new(store);
         let (_, first) = app.signup("acme").await;
+        let r = app.call(Method::POST, "/v1/api-keys", Some(&first), None).await;
+        assert_eq!((r.status, &r.body["name"]), (StatusCode::CREATED, &serde_json::Value::Null));
         let r = app.post("/v1/api-keys", &first, json!({"name": "ci"})).await;
         assert_eq!(r.status, StatusCode::CREATED);
         let second = r.body["api_key"].as_str().unwrap().to_owned();
         assert!(second.starts_with(r.body["prefix"].as_str().unwrap()));
         let list = app.get("/v1/api-keys", &second).await;
         let items = list.body["items"].as_array().unwrap();
-        assert_eq!(items.len(), 2);
+        assert_eq!(items.len(), 3);
         let text = list.body.to_string();
         assert!(!text.contains(&first) && !text.contains(&second), "secrets listed");
         let first_id = items[0]["id"].as_str().unwrap();
-        let second_id = items[1]["id"].as_str().unwrap();
+        let second_id = items[2]["id"].as_str().unwrap();
         assert_eq!(app.delete(&format!("/v1/api-keys/{first_id}"), &second).await.status, StatusCode::NO_CONTENT);
+        let unnamed = items[1]["id"].as_str().unwrap();
+        assert_eq!(app.delete(&format!("/v1/api-keys/{unnamed}"), &second).await.status, StatusCode::NO_CONTENT);
         assert_eq!(app.get("/v1/tenant", &first).await.status, StatusCode::UNAUTHORIZED);
         let r = app.delete(&format!("/v1/api-keys/{second_id}"), &second).await;
         assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "last_api_key"));

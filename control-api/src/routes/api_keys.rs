@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, TenantAuth};
+use crate::extract::{ApiPath, TenantAuth};
 use crate::{AppState, keys, validate};
 
 /// A new API key's optional label.
@@ -63,10 +64,10 @@ pub struct ApiKeyList {
     items: Vec<ApiKeyView>,
 }
 
-/// Create an API key (the body may be `{}`).
+/// Create an API key. The body is optional (no body, `{}` or `{"name": …}`).
 #[utoipa::path(
     post, path = "/v1/api-keys", tag = "tenant", security(("api_key" = [])),
-    request_body = CreateApiKey,
+    request_body(content = Option<CreateApiKey>, description = "Optional label"),
     responses(
         (status = 201, body = CreatedApiKey),
         (status = 400, body = ErrorBody),
@@ -77,8 +78,9 @@ pub struct ApiKeyList {
 pub(crate) async fn create_api_key(
     State(state): State<AppState>,
     auth: TenantAuth,
-    ApiJson(req): ApiJson<CreateApiKey>,
+    body: Result<Option<Json<CreateApiKey>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    let req = body?.map_or(CreateApiKey { name: None }, |Json(req)| req);
     let name = req
         .name
         .as_deref()
