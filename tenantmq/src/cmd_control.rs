@@ -76,7 +76,12 @@ impl ControlApiArgs {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
         }
         set!(listen, signup_per_minute, signup_burst, trust_forwarded_for);
-        set!(argon2_memory_kib, argon2_iterations, argon2_parallelism, max_body_bytes);
+        set!(
+            argon2_memory_kib,
+            argon2_iterations,
+            argon2_parallelism,
+            max_body_bytes
+        );
         if let Some(url) = self.database_url {
             c.database_url = Secret::new(url);
         }
@@ -120,7 +125,13 @@ pub async fn run_control_api(args: ControlApiArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let server = tokio::spawn(tenantmq_control_api::run(listener, config, store.clone(), feed, signal));
+    let server = tokio::spawn(tenantmq_control_api::run(
+        listener,
+        config,
+        store.clone(),
+        feed,
+        signal,
+    ));
     wait_for_signal().await;
     trigger.trigger();
     server.await.context("control API task failed")??;
@@ -133,7 +144,9 @@ pub async fn run_control_api(args: ControlApiArgs) -> anyhow::Result<()> {
 /// # Errors
 /// An unreachable database or a failed migration.
 pub async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database_url, true).await.context("migration failed")?;
+    let store = Store::connect(&args.database_url, true)
+        .await
+        .context("migration failed")?;
     tracing::info!(backend = store.backend_name(), "migrations applied");
     store.close().await;
     Ok(())
