@@ -108,7 +108,12 @@ impl Store {
             .bind(permission_str(new.permission))
             .bind(DbTime(now()))
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| match &e {
+                // The credential was deleted after the check above.
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+                _ => StoreError::Database(e),
+            })?;
             tx.commit().await?;
             row
         });

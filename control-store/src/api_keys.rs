@@ -100,6 +100,12 @@ impl Store {
         let tenant = DbId(*tenant.as_uuid());
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            // A no-op write on the tenant row locks it (Postgres row lock, SQLite write lock),
+            // so two concurrent revocations cannot both see "another key is left".
+            sqlx::query("UPDATE tenants SET updated_at = updated_at WHERE id = $1")
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
             let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1")
                 .bind(tenant)
                 .fetch_one(&mut *tx)

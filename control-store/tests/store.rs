@@ -116,3 +116,14 @@ async fn connect_accepts_sqlite_files_and_refuses_other_schemes() {
         Err(StoreError::UnsupportedUrl)
     ));
 }
+
+store_test! {
+    async fn concurrent_revocations_keep_one_key(store) {
+        let t = tenant(&store, "acme").await;
+        store.create_api_key(t, key("second")).await.unwrap();
+        let ids: Vec<_> = store.list_api_keys(t).await.unwrap().into_iter().map(|k| k.id).collect();
+        let (a, b) = tokio::join!(store.delete_api_key(t, ids[0]), store.delete_api_key(t, ids[1]));
+        assert!(a.is_ok() != b.is_ok(), "exactly one revocation succeeds: {a:?} {b:?}");
+        assert_eq!(store.list_api_keys(t).await.unwrap().len(), 1);
+    }
+}
