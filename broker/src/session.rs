@@ -54,6 +54,9 @@ pub(crate) struct Inflight {
     pub packet_id: u16,
     pub state: OutState,
     pub delivery: Delivery,
+    /// Whether its last packet (PUBLISH or PUBREL) went out on the current connection; false
+    /// for a PUBLISH held back on resume by the client's Receive Maximum.
+    pub sent: bool,
 }
 
 /// A message with the per-subscriber parameters of its delivery.
@@ -98,6 +101,9 @@ pub(crate) struct Session {
     pub pending_will: Option<crate::message::Message>,
     /// Whether the engine's congestion list holds this session.
     pub congestion_listed: bool,
+    /// In-flight messages whose PUBLISH is still to be resent on the current connection
+    /// (entries with `sent == false`).
+    held: usize,
     /// Next packet id to try.
     next_packet_id: u16,
 }
@@ -115,6 +121,7 @@ impl Session {
             incoming_qos2: FxHashSet::default(),
             pending_will: None,
             congestion_listed: false,
+            held: 0,
             next_packet_id: 1,
         }
     }
@@ -181,7 +188,11 @@ impl Session {
             retain,
             sub_ids,
         };
-        if can_send && self.queue.is_empty() && self.inflight.len() < self.window(max_inflight) {
+        if can_send
+            && self.queue.is_empty()
+            && self.held == 0
+            && self.inflight.len() < self.window(max_inflight)
+        {
             return self.send_inflight(d, now, empty);
         }
         if self.queue.len() >= max_queue {
@@ -213,6 +224,7 @@ impl Session {
                     packet_id,
                     state,
                     delivery: d,
+                    sent: true,
                 });
                 Outcome::Sent
             }
@@ -220,16 +232,24 @@ impl Session {
         }
     }
 
-    /// Moves queued messages into the window while there is room and the connection is not
-    /// congested. Returns true when something was written.
+    /// True when messages wait to be sent: held back on resume, or queued.
+    pub fn has_pending(&self) -> bool {
+        self.held > 0 || !self.queue.is_empty()
+    }
+
+    /// Sends what waits while the window has room and the connection is not congested:
+    /// first the in-flight PUBLISHes held back on resume, in their original order
+    /// (`MQTT-4.6.0-1`), then queued messages. Returns true when something was written.
     pub fn drain_queue(
         &mut self,
         max_inflight: u16,
         now: Instant,
         empty: &PublishProperties,
     ) -> bool {
-        let mut wrote = false;
-        while self.inflight.len() < self.window(max_inflight)
+        let window = self.window(max_inflight);
+        let mut wrote = self.held > 0 && self.resend_held(window, now, empty);
+        while self.held == 0
+            && self.inflight.len() < window
             && self.conn.as_ref().is_some_and(|c| !c.congested())
         {
             let Some(d) = self.queue.pop_front() else {
@@ -240,42 +260,86 @@ impl Session {
         wrote
     }
 
-    /// True when queued messages are held back only by output congestion.
-    pub fn blocked_by_congestion(&self, max_inflight: u16) -> bool {
-        !self.queue.is_empty()
-            && self.inflight.len() < self.window(max_inflight)
-            && self.conn.as_ref().is_some_and(Conn::congested)
+    /// Resends held-back PUBLISHes (DUP set, original packet ids) while fewer than `window`
+    /// PUBLISHes are unacknowledged on this connection (`MQTT-3.3.4-9`). Returns true when
+    /// something was written.
+    fn resend_held(&mut self, window: usize, now: Instant, empty: &PublishProperties) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        // PUBRELs do not use the send quota (4.9), so only sent PUBLISHes count.
+        let mut in_window = self
+            .inflight
+            .iter()
+            .filter(|i| i.sent && i.state != OutState::Comp)
+            .count();
+        let mut wrote = false;
+        let mut pos = 0;
+        while self.held > 0 && in_window < window && pos < self.inflight.len() && !conn.congested()
+        {
+            let Some(i) = self.inflight.get_mut(pos) else {
+                break;
+            };
+            if i.sent {
+                pos += 1;
+                continue;
+            }
+            self.held -= 1;
+            let d = &i.delivery;
+            let expiry = d.msg.remaining_expiry(now).unwrap_or(None);
+            match conn.write_publish(
+                &d.msg,
+                d.qos,
+                d.retain,
+                true,
+                i.packet_id,
+                &d.sub_ids,
+                expiry,
+                empty,
+            ) {
+                Written::Sent => {
+                    i.sent = true;
+                    in_window += 1;
+                    wrote = true;
+                    pos += 1;
+                }
+                // Too large for the new connection's limit: discarded as if delivered
+                // (`MQTT-3.1.2-25`), so it does not hold a place in the window forever.
+                Written::TooLarge => {
+                    self.inflight.remove(pos);
+                }
+            }
+        }
+        wrote
     }
 
-    /// Re-sends everything in flight after the session was resumed on a new connection:
-    /// PUBLISH with DUP set, or PUBREL for messages already past PUBREC (`MQTT-4.4.0-1`).
-    /// Messages that expired meanwhile are dropped from the window.
-    pub fn resend_inflight(&mut self, now: Instant, empty: &PublishProperties) {
+    /// True when messages that could be sent are held back only by output congestion.
+    pub fn blocked_by_congestion(&self, max_inflight: u16) -> bool {
+        let waiting = self.held > 0
+            || (!self.queue.is_empty() && self.inflight.len() < self.window(max_inflight));
+        waiting && self.conn.as_ref().is_some_and(Conn::congested)
+    }
+
+    /// Continues everything in flight after the session was resumed on a new connection
+    /// (`MQTT-4.4.0-1`): PUBREL now for messages already past PUBREC; the PUBLISHes, with DUP
+    /// set, are left to [`Session::drain_queue`], which resends them within the client's new
+    /// Receive Maximum. Messages that expired meanwhile are dropped from the window.
+    pub fn resend_inflight(&mut self, now: Instant, _empty: &PublishProperties) {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
         self.inflight
             .retain(|i| i.state == OutState::Comp || i.delivery.msg.remaining_expiry(now).is_ok());
-        for i in &self.inflight {
+        self.held = 0;
+        for i in &mut self.inflight {
             match i.state {
                 OutState::Comp => {
                     conn.write_packet(&Packet::PubRel(ack(i.packet_id, ReasonCode::SUCCESS)));
+                    i.sent = true;
                 }
                 OutState::Ack | OutState::Rec => {
-                    let d = &i.delivery;
-                    let expiry = d.msg.remaining_expiry(now).unwrap_or(None);
-                    // A resend too large for the new connection's limit is simply not sent;
-                    // it stays in the window until the session ends.
-                    let _ = conn.write_publish(
-                        &d.msg,
-                        d.qos,
-                        d.retain,
-                        true,
-                        i.packet_id,
-                        &d.sub_ids,
-                        expiry,
-                        empty,
-                    );
+                    i.sent = false;
+                    self.held += 1;
                 }
             }
         }
@@ -290,7 +354,11 @@ impl Session {
             .position(|i| i.packet_id == packet_id && i.state == expected)
         {
             Some(pos) => {
-                self.inflight.remove(pos);
+                // The client may acknowledge a message it got before the resume, ahead of
+                // its resend.
+                if self.inflight.remove(pos).is_some_and(|i| !i.sent) {
+                    self.held = self.held.saturating_sub(1);
+                }
                 true
             }
             None => false,
@@ -312,12 +380,19 @@ impl Session {
         match pos {
             Some(pos) if reason.is_error() => {
                 // A failed PUBREC ends the exchange (MQTT 5 4.3.3): no PUBREL.
-                self.inflight.remove(pos);
+                if self.inflight.remove(pos).is_some_and(|i| !i.sent) {
+                    self.held = self.held.saturating_sub(1);
+                }
                 None
             }
             Some(pos) => {
                 if let Some(i) = self.inflight.get_mut(pos) {
                     i.state = OutState::Comp;
+                    // The PUBREL answering it is this entry's packet on this connection.
+                    if !i.sent {
+                        i.sent = true;
+                        self.held = self.held.saturating_sub(1);
+                    }
                 }
                 Some(ReasonCode::SUCCESS)
             }
@@ -333,6 +408,7 @@ impl Session {
         self.inflight.clear();
         self.queue.clear();
         self.incoming_qos2.clear();
+        self.held = 0;
         self.next_packet_id = 1;
     }
 }
@@ -527,16 +603,98 @@ mod tests {
         s.conn = None;
         let mut rx = reconnect(&mut s, 10);
         s.resend_inflight(now, &empty);
+        s.drain_queue(10, now, &empty);
         let resent = written(&mut s, &mut rx);
         assert_eq!(resent.len(), 3);
-        for (packet, id) in resent.iter().zip([1u16, 2]) {
+        assert!(matches!(&resent[0], Packet::PubRel(a) if a.packet_id == 3));
+        for (packet, id) in resent[1..].iter().zip([1u16, 2]) {
             match packet {
                 Packet::Publish(p) => assert_eq!((p.packet_id, p.dup), (id, true)),
                 other => panic!("expected PUBLISH {id} with DUP, got {other:?}"),
             }
         }
-        assert!(matches!(&resent[2], Packet::PubRel(a) if a.packet_id == 3));
         assert_eq!(s.inflight.len(), 3, "resending does not complete anything");
+    }
+
+    /// The PUBLISH packets (id, DUP) among `packets`.
+    fn publishes(packets: &[Packet]) -> Vec<(u16, bool)> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((p.packet_id, p.dup)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resume_resends_within_the_new_receive_maximum_in_order() {
+        let empty = PublishProperties::default();
+        let now = Instant::now();
+        let (mut s, _rx) = connected(10);
+        for _ in 0..5 {
+            put(&mut s, QoS::AtLeastOnce, 10, 10);
+        }
+        s.conn = None;
+        // Queued while away, behind the five in flight.
+        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 10), Outcome::Queued);
+
+        let mut rx = reconnect(&mut s, 2);
+        s.resend_inflight(now, &empty);
+        assert!(s.drain_queue(10, now, &empty));
+        assert_eq!(
+            publishes(&written(&mut s, &mut rx)),
+            vec![(1, true), (2, true)]
+        );
+        assert!(s.has_pending());
+        // A new message waits behind the held ones.
+        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 10), Outcome::Queued);
+
+        // The client acknowledges 4 (received before the resume) ahead of its resend, then
+        // 1: the next held one, 3, goes out; 4 is never resent.
+        assert!(s.complete(4, OutState::Ack));
+        assert!(!s.drain_queue(10, now, &empty), "window still full");
+        assert!(s.complete(1, OutState::Ack));
+        assert!(s.drain_queue(10, now, &empty));
+        assert_eq!(publishes(&written(&mut s, &mut rx)), vec![(3, true)]);
+        assert!(s.complete(2, OutState::Ack));
+        s.drain_queue(10, now, &empty);
+        assert_eq!(publishes(&written(&mut s, &mut rx)), vec![(5, true)]);
+        // Held ones done: queued messages follow, new and without DUP.
+        assert!(s.complete(3, OutState::Ack));
+        s.drain_queue(10, now, &empty);
+        assert_eq!(publishes(&written(&mut s, &mut rx)), vec![(6, false)]);
+        assert!(s.complete(5, OutState::Ack));
+        s.drain_queue(10, now, &empty);
+        assert_eq!(publishes(&written(&mut s, &mut rx)), vec![(7, false)]);
+        assert!(!s.has_pending());
+    }
+
+    #[test]
+    fn pubrec_for_a_held_message_releases_it_and_pubrels_do_not_use_the_window() {
+        let empty = PublishProperties::default();
+        let now = Instant::now();
+        let (mut s, _rx) = connected(10);
+        for _ in 0..3 {
+            put(&mut s, QoS::ExactlyOnce, 10, 10);
+        }
+        assert_eq!(
+            s.received(1, ReasonCode::SUCCESS),
+            Some(ReasonCode::SUCCESS)
+        );
+        let mut rx = reconnect(&mut s, 1);
+        s.resend_inflight(now, &empty);
+        s.drain_queue(10, now, &empty);
+        let out = written(&mut s, &mut rx);
+        // PUBREL 1 does not count: PUBLISH 2 goes out within Receive Maximum 1.
+        assert!(matches!(&out[0], Packet::PubRel(a) if a.packet_id == 1));
+        assert_eq!(publishes(&out), vec![(2, true)]);
+        // PUBREC for 3, which the client got before the resume: PUBREL, nothing held.
+        assert_eq!(
+            s.received(3, ReasonCode::SUCCESS),
+            Some(ReasonCode::SUCCESS)
+        );
+        assert!(!s.has_pending());
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Engine {
         else {
             return;
         };
-        if !s.queue.is_empty() && s.drain_queue(max_inflight, now, empty) {
+        if s.has_pending() && s.drain_queue(max_inflight, now, empty) {
             self.mark_dirty(slot);
         }
     }
