@@ -596,3 +596,52 @@ async fn resubscribe_replaces_the_granted_qos_v311() {
 async fn resubscribe_replaces_the_granted_qos_v5() {
     resubscribe_replaces(V50).await;
 }
+
+/// Receive Maximum holds on a resumed session too (`MQTT-3.3.4-9`): a client that had five
+/// QoS 1 messages unacknowledged and comes back with Receive Maximum 2 gets two of them
+/// resent (same ids, DUP, original order, `MQTT-4.6.0-1`), then one more per PUBACK.
+#[tokio::test]
+async fn receive_maximum_applies_to_resent_messages_v5() {
+    let b = DevBroker::start().await;
+    let (mut sub, _) = RawClient::connect_with(b.addr, persistent_connect_packet(V50, "sub")).await;
+    sub.subscribe("t", QoS::AtLeastOnce).await;
+    let mut publisher = RawClient::connected(b.addr, V50, "pub").await;
+    for i in 0..5u8 {
+        publisher
+            .publish(publish_packet("t", QoS::AtLeastOnce, false, 1, &[i]))
+            .await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        let p = sub.expect_publish().await;
+        assert_eq!(&p.payload[..], &[i]);
+        ids.push(p.packet_id);
+    }
+    drop(sub);
+
+    let mut c = persistent_connect_packet(V50, "sub");
+    c.properties.receive_maximum = Some(2);
+    let (mut sub, connack) = RawClient::connect_with(b.addr, c).await;
+    assert!(connack.session_present);
+    let mut resent = Vec::new();
+    for _ in 0..2 {
+        let p = sub.expect_publish().await;
+        assert!(p.dup);
+        resent.push((p.packet_id, p.payload[0]));
+    }
+    assert_eq!(resent, vec![(ids[0], 0), (ids[1], 1)]);
+    sub.expect_silence(QUIET).await;
+    for (i, id) in ids.iter().enumerate() {
+        sub.send(&Packet::PubAck(ack(*id)))
+            .await
+            .expect("socket I/O");
+        if i + 2 < ids.len() {
+            let p = sub.expect_publish().await;
+            assert_eq!(
+                (p.packet_id, p.payload[0], p.dup),
+                (ids[i + 2], (i + 2) as u8, true)
+            );
+        }
+    }
+    sub.expect_silence(QUIET).await;
+}
