@@ -22,7 +22,11 @@ use tenantmq_common::auth::{AclAction, AclRules, Permission};
 #[derive(Debug, Clone)]
 enum Rule {
     /// Applies to topics matched by the filter.
-    Filter { action: AclAction, allow: bool, filter: TopicFilter },
+    Filter {
+        action: AclAction,
+        allow: bool,
+        filter: TopicFilter,
+    },
     /// A rule that could not be compiled safely: an allow that matches nothing is dropped, so
     /// only deny rules are kept in this form, matching everything.
     DenyAll { action: AclAction },
@@ -40,7 +44,10 @@ impl CompiledAcl {
     /// Compiles `rules` for a connection of `username` with `client_id`.
     pub fn compile(rules: &AclRules, username: Option<&str>, client_id: &str) -> Self {
         if rules.rules.is_empty() {
-            return Self { rules: Vec::new(), unrestricted: true };
+            return Self {
+                rules: Vec::new(),
+                unrestricted: true,
+            };
         }
         let mut out = Vec::with_capacity(rules.rules.len());
         for r in &rules.rules {
@@ -48,12 +55,19 @@ impl CompiledAcl {
             match substitute(&r.topic_filter, username, client_id)
                 .and_then(|s| TopicFilter::new(ByteString::from(s)).ok())
             {
-                Some(filter) => out.push(Rule::Filter { action: r.action, allow, filter }),
+                Some(filter) => out.push(Rule::Filter {
+                    action: r.action,
+                    allow,
+                    filter,
+                }),
                 None if allow => {}
                 None => out.push(Rule::DenyAll { action: r.action }),
             }
         }
-        Self { rules: out, unrestricted: false }
+        Self {
+            rules: out,
+            unrestricted: false,
+        }
     }
 
     /// May the connection publish to `topic`?
@@ -64,9 +78,11 @@ impl CompiledAcl {
         let mut allowed = false;
         for rule in &self.rules {
             match rule {
-                Rule::Filter { action, allow, filter }
-                    if action.covers(AclAction::Publish) && filter.matches(topic) =>
-                {
+                Rule::Filter {
+                    action,
+                    allow,
+                    filter,
+                } if action.covers(AclAction::Publish) && filter.matches(topic) => {
                     if !allow {
                         return false;
                     }
@@ -87,7 +103,11 @@ impl CompiledAcl {
         let mut allowed = false;
         for rule in &self.rules {
             match rule {
-                Rule::Filter { action, allow, filter: f } if action.covers(AclAction::Subscribe) => {
+                Rule::Filter {
+                    action,
+                    allow,
+                    filter: f,
+                } if action.covers(AclAction::Subscribe) => {
                     if *allow {
                         allowed |= covers(f.as_str(), filter.as_str());
                     } else if overlaps(f.as_str(), filter.as_str()) {
@@ -173,7 +193,11 @@ mod tests {
         AclRule {
             action,
             topic_filter: f.into(),
-            permission: if allow { Permission::Allow } else { Permission::Deny },
+            permission: if allow {
+                Permission::Allow
+            } else {
+                Permission::Deny
+            },
         }
     }
     fn name(s: &str) -> TopicName {
@@ -203,7 +227,10 @@ mod tests {
         assert!(acl.allows_publish(&name("devices/alice/temp")));
         assert!(!acl.allows_publish(&name("devices/alice/secret")));
         assert!(!acl.allows_publish(&name("devices/bob/temp")));
-        assert!(!acl.allows_publish(&name("broadcast/x")), "subscribe-only rule");
+        assert!(
+            !acl.allows_publish(&name("broadcast/x")),
+            "subscribe-only rule"
+        );
         assert!(acl.allows_subscribe(&filter("devices/alice/#")));
         assert!(acl.allows_subscribe(&filter("devices/alice/+/x")));
         assert!(acl.allows_subscribe(&filter("broadcast/news")));
@@ -215,7 +242,10 @@ mod tests {
     #[test]
     fn deny_overlap_refuses_a_wide_subscription() {
         let rules = AclRules {
-            rules: vec![rule(AclAction::All, "#", true), rule(AclAction::All, "secret/#", false)],
+            rules: vec![
+                rule(AclAction::All, "#", true),
+                rule(AclAction::All, "secret/#", false),
+            ],
         };
         let acl = CompiledAcl::compile(&rules, None, "c");
         assert!(acl.allows_subscribe(&filter("public/#")));
@@ -226,7 +256,9 @@ mod tests {
 
     #[test]
     fn hostile_substitution_values_never_widen_a_rule() {
-        let rules = AclRules { rules: vec![rule(AclAction::All, "devices/${clientid}/#", true)] };
+        let rules = AclRules {
+            rules: vec![rule(AclAction::All, "devices/${clientid}/#", true)],
+        };
         for evil in ["+", "#", "a/b", ""] {
             let acl = CompiledAcl::compile(&rules, None, evil);
             assert!(!acl.allows_publish(&name("devices/victim/x")), "{evil:?}");
@@ -239,7 +271,10 @@ mod tests {
             ],
         };
         let acl = CompiledAcl::compile(&rules, Some("a+b"), "c");
-        assert!(!acl.allows_publish(&name("anything")), "deny with unsafe value denies all");
+        assert!(
+            !acl.allows_publish(&name("anything")),
+            "deny with unsafe value denies all"
+        );
         assert!(CompiledAcl::compile(&rules, None, "c").allows_subscribe(&filter("x")));
     }
 

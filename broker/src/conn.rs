@@ -161,7 +161,11 @@ impl Conn {
             topic: msg.topic.as_str(),
             topic_alias: None,
             message_expiry_interval: expiry,
-            subscription_identifiers: if self.version == ProtocolVersion::V5 { sub_ids } else { &[] },
+            subscription_identifiers: if self.version == ProtocolVersion::V5 {
+                sub_ids
+            } else {
+                &[]
+            },
         };
         let full_len = encoded_publish_len(self.version, &header, props, msg.payload.len());
         if full_len > self.client_max_packet_size as usize {
@@ -187,8 +191,11 @@ impl Conn {
     /// Assigns an outgoing alias to `topic`, recycling the oldest once all are in use.
     fn assign_alias(&mut self, topic: &str) -> u16 {
         let alias = self.next_out_alias;
-        self.next_out_alias =
-            if alias >= self.client_topic_alias_maximum { 1 } else { alias + 1 };
+        self.next_out_alias = if alias >= self.client_topic_alias_maximum {
+            1
+        } else {
+            alias + 1
+        };
         if self.out_aliases.len() >= usize::from(self.client_topic_alias_maximum) {
             self.out_aliases.retain(|_, a| *a != alias);
         }
@@ -216,7 +223,12 @@ impl Conn {
                 self.in_aliases[idx] = Some(t.clone());
                 Ok(t)
             }
-            None => self.in_aliases.get(idx).cloned().flatten().ok_or(AliasError::Unknown),
+            None => self
+                .in_aliases
+                .get(idx)
+                .cloned()
+                .flatten()
+                .ok_or(AliasError::Unknown),
         }
     }
 

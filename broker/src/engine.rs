@@ -230,7 +230,10 @@ impl Engine {
                 slot
             }
             None => {
-                self.slots.push(Slot { generation: 0, session: Some(session) });
+                self.slots.push(Slot {
+                    generation: 0,
+                    session: Some(session),
+                });
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
@@ -251,7 +254,9 @@ impl Engine {
 
     /// Encodes `packet` to the connection of `slot`, if any.
     pub fn write(&mut self, slot: u32, packet: &Packet) {
-        let Some(conn) = self.session_mut(slot).and_then(|s| s.conn.as_mut()) else { return };
+        let Some(conn) = self.session_mut(slot).and_then(|s| s.conn.as_mut()) else {
+            return;
+        };
         if conn.write_packet(packet) && !conn.dirty {
             conn.dirty = true;
             self.dirty.push(slot);
@@ -273,7 +278,10 @@ impl Engine {
         if !self.live(key) {
             return;
         }
-        let Some(version) = self.session(key.slot).and_then(|s| s.conn.as_ref()).map(|c| c.version)
+        let Some(version) = self
+            .session(key.slot)
+            .and_then(|s| s.conn.as_ref())
+            .map(|c| c.version)
         else {
             return;
         };
@@ -336,8 +344,12 @@ impl Engine {
     /// Ends the connection of `slot`: the will, the session's fate, the DISCONNECT for MQTT 5.
     pub fn close(&mut self, slot: u32, how: Close, now: Instant) {
         let generation = self.generation(slot);
-        let Some(session) = self.session_mut(slot) else { return };
-        let Some(mut conn) = session.conn.take() else { return };
+        let Some(session) = self.session_mut(slot) else {
+            return;
+        };
+        let Some(mut conn) = session.conn.take() else {
+            return;
+        };
         let reason = match how {
             Close::Violation(rc) => Some(rc),
             Close::Link(CloseReason::Protocol(code)) => Some(ReasonCode(code)),
@@ -349,7 +361,10 @@ impl Engine {
             Close::Link(CloseReason::ConnectionLost) | Close::ClientDisconnect { .. } => None,
         };
         if let (Some(rc), ProtocolVersion::V5) = (reason, conn.version) {
-            let d = Disconnect { reason: rc, ..Default::default() };
+            let d = Disconnect {
+                reason: rc,
+                ..Default::default()
+            };
             conn.write_packet(&Packet::Disconnect(d));
         }
         conn.flush();
@@ -370,21 +385,38 @@ impl Engine {
             } else if let Some(s) = self.session_mut(slot) {
                 s.pending_will = Some(will.message);
                 let at = now + Duration::from_secs(delay.into());
-                self.timers.arm(at, Due { kind: TimerKind::WillDelay, slot, generation });
+                self.timers.arm(
+                    at,
+                    Due {
+                        kind: TimerKind::WillDelay,
+                        slot,
+                        generation,
+                    },
+                );
             }
         }
         if expiry == 0 {
             self.end_session(slot, now);
         } else if expiry != u32::MAX {
             let at = now + Duration::from_secs(expiry.into());
-            self.timers.arm(at, Due { kind: TimerKind::SessionExpiry, slot, generation });
+            self.timers.arm(
+                at,
+                Due {
+                    kind: TimerKind::SessionExpiry,
+                    slot,
+                    generation,
+                },
+            );
         }
     }
 
     /// Ends the session in `slot`: its delayed will goes out, its subscriptions go, the slot
     /// is freed.
     pub fn end_session(&mut self, slot: u32, now: Instant) {
-        let Some(mut session) = self.slots.get_mut(slot as usize).and_then(|s| s.session.take())
+        let Some(mut session) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.session.take())
         else {
             return;
         };
@@ -411,7 +443,9 @@ impl Engine {
             }
             match due.kind {
                 TimerKind::WillDelay => {
-                    if let Some(will) = self.session_mut(due.slot).and_then(|s| s.pending_will.take())
+                    if let Some(will) = self
+                        .session_mut(due.slot)
+                        .and_then(|s| s.pending_will.take())
                     {
                         self.publish_will(will, now);
                     }
@@ -430,11 +464,16 @@ impl Engine {
         let max_inflight = self.quotas.max_inflight;
         for i in 0..self.dirty.len() {
             let slot = self.dirty[i];
-            let Some(session) = self.slots.get_mut(slot as usize).and_then(|s| s.session.as_mut())
+            let Some(session) = self
+                .slots
+                .get_mut(slot as usize)
+                .and_then(|s| s.session.as_mut())
             else {
                 continue;
             };
-            let Some(conn) = session.conn.as_mut() else { continue };
+            let Some(conn) = session.conn.as_mut() else {
+                continue;
+            };
             conn.dirty = false;
             conn.flush();
             if (conn.has_backlog() || session.blocked_by_congestion(max_inflight))
@@ -453,7 +492,10 @@ impl Engine {
         let slots = std::mem::take(&mut self.congested);
         for slot in slots {
             let empty = &self.empty_props;
-            let Some(session) = self.slots.get_mut(slot as usize).and_then(|s| s.session.as_mut())
+            let Some(session) = self
+                .slots
+                .get_mut(slot as usize)
+                .and_then(|s| s.session.as_mut())
             else {
                 continue;
             };

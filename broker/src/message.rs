@@ -44,11 +44,20 @@ impl Message {
         mut props: PublishProperties,
         now: Instant,
     ) -> Self {
-        let expires_at = props.message_expiry_interval.map(|s| now + Duration::from_secs(s.into()));
+        let expires_at = props
+            .message_expiry_interval
+            .map(|s| now + Duration::from_secs(s.into()));
         props.topic_alias = None;
         props.message_expiry_interval = None;
         props.subscription_identifiers.clear();
-        Self { topic, payload, qos, retain, props: shared_props(props), expires_at }
+        Self {
+            topic,
+            payload,
+            qos,
+            retain,
+            props: shared_props(props),
+            expires_at,
+        }
     }
 
     /// Builds the message a will stands for.
@@ -68,7 +77,9 @@ impl Message {
             qos: will.qos,
             retain: will.retain,
             props: shared_props(props),
-            expires_at: p.message_expiry_interval.map(|s| now + Duration::from_secs(s.into())),
+            expires_at: p
+                .message_expiry_interval
+                .map(|s| now + Duration::from_secs(s.into())),
         }
     }
 
@@ -76,7 +87,9 @@ impl Message {
     /// with a few milliseconds left is still delivered with a non-zero interval
     /// (`MQTT-3.3.2-6`).
     pub fn remaining_expiry(&self, now: Instant) -> Result<Option<u32>, Expired> {
-        let Some(at) = self.expires_at else { return Ok(None) };
+        let Some(at) = self.expires_at else {
+            return Ok(None);
+        };
         let left = at.saturating_duration_since(now);
         if left.is_zero() {
             return Err(Expired);
@@ -120,10 +133,26 @@ mod tests {
     #[test]
     fn remaining_expiry_rounds_up_and_expires() {
         let now = Instant::now();
-        let props = PublishProperties { message_expiry_interval: Some(10), ..Default::default() };
-        let m = Message::from_publish(topic("a"), QoS::AtLeastOnce, false, Bytes::new(), props, now);
+        let props = PublishProperties {
+            message_expiry_interval: Some(10),
+            ..Default::default()
+        };
+        let m = Message::from_publish(
+            topic("a"),
+            QoS::AtLeastOnce,
+            false,
+            Bytes::new(),
+            props,
+            now,
+        );
         assert_eq!(m.remaining_expiry(now), Ok(Some(10)));
-        assert_eq!(m.remaining_expiry(now + Duration::from_millis(9_500)), Ok(Some(1)));
-        assert_eq!(m.remaining_expiry(now + Duration::from_secs(10)), Err(Expired));
+        assert_eq!(
+            m.remaining_expiry(now + Duration::from_millis(9_500)),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            m.remaining_expiry(now + Duration::from_secs(10)),
+            Err(Expired)
+        );
     }
 }

@@ -60,7 +60,11 @@ impl FilterSubs {
                 let idx = match self.groups.iter().position(|g| g.name == *name) {
                     Some(i) => i,
                     None => {
-                        self.groups.push(ShareGroup { name: name.clone(), members: Vec::new(), next: 0 });
+                        self.groups.push(ShareGroup {
+                            name: name.clone(),
+                            members: Vec::new(),
+                            next: 0,
+                        });
                         self.groups.len() - 1
                     }
                 };
@@ -165,7 +169,14 @@ impl Engine {
             i = j;
             // The delivery QoS is the lower of published and granted (`MQTT-3.8.4-8`); RETAIN
             // is kept only for Retain As Published (`MQTT-3.3.1-12`, `MQTT-3.3.1-13`).
-            self.deliver(first.slot, msg, qos.min(msg.qos), rap && msg.retain, ids, now);
+            self.deliver(
+                first.slot,
+                msg,
+                qos.min(msg.qos),
+                rap && msg.retain,
+                ids,
+                now,
+            );
             delivered += 1;
         }
         self.scratch = targets;
@@ -185,11 +196,23 @@ impl Engine {
         let max_inflight = self.quotas.max_inflight;
         let max_queue = self.quotas.max_offline_queue_len as usize;
         let empty = &self.empty_props;
-        let Some(session) = self.slots.get_mut(slot as usize).and_then(|s| s.session.as_mut())
+        let Some(session) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.session.as_mut())
         else {
             return;
         };
-        match session.deliver(msg, qos, retain, sub_ids, max_inflight, max_queue, now, empty) {
+        match session.deliver(
+            msg,
+            qos,
+            retain,
+            sub_ids,
+            max_inflight,
+            max_queue,
+            now,
+            empty,
+        ) {
             Outcome::Sent => {
                 self.stats.messages_out += 1;
                 self.stats.bytes_out += msg.payload.len() as u64;
@@ -230,7 +253,8 @@ impl Engine {
     /// (`MQTT-3.3.1-9`... v5 3.3.1.3) at the lower of their QoS and the granted one.
     pub fn send_retained(&mut self, slot: u32, sub: &Subscription, now: Instant) {
         let mut found: Vec<Message> = Vec::new();
-        self.retained.for_each_matching(&sub.filter, |m| found.push(m.clone()));
+        self.retained
+            .for_each_matching(&sub.filter, |m| found.push(m.clone()));
         for m in found {
             let ids: SubIds = sub.id.into_iter().collect();
             self.deliver(slot, &m, m.qos.min(sub.options.qos), true, ids, now);
@@ -272,4 +296,3 @@ impl Target {
         }
     }
 }
-

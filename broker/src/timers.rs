@@ -65,7 +65,11 @@ mod tests {
     fn pops_in_deadline_order_and_only_when_due() {
         let now = Instant::now();
         let mut t = Timers::default();
-        let d = |slot| Due { kind: TimerKind::SessionExpiry, slot, generation: 0 };
+        let d = |slot| Due {
+            kind: TimerKind::SessionExpiry,
+            slot,
+            generation: 0,
+        };
         t.arm(now + Duration::from_secs(2), d(2));
         t.arm(now + Duration::from_secs(1), d(1));
         assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(1)));

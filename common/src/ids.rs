@@ -62,8 +62,13 @@ impl Slug {
     /// [`InvalidSlug`] when the text is not 3–40 characters of `[a-z0-9-]`.
     pub fn parse(s: &str) -> Result<Self, InvalidSlug> {
         let ok = (3..=40).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidSlug) }
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidSlug)
+        }
     }
 
     /// The slug text.

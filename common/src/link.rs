@@ -133,7 +133,13 @@ pub struct DeviceRx {
 pub fn device_channel() -> (DeviceTx, DeviceRx) {
     let (tx, rx) = mpsc::channel(DEVICE_CHANNEL_CHUNKS);
     let queued = Arc::new(AtomicUsize::new(0));
-    (DeviceTx { tx, queued: queued.clone() }, DeviceRx { rx, queued })
+    (
+        DeviceTx {
+            tx,
+            queued: queued.clone(),
+        },
+        DeviceRx { rx, queued },
+    )
 }
 
 impl DeviceTx {
@@ -205,7 +211,10 @@ mod tests {
         for _ in 0..DEVICE_CHANNEL_CHUNKS {
             tx.try_send(Bytes::from_static(b"x")).unwrap();
         }
-        assert_eq!(tx.try_send(Bytes::from_static(b"y")), Err(Bytes::from_static(b"y")));
+        assert_eq!(
+            tx.try_send(Bytes::from_static(b"y")),
+            Err(Bytes::from_static(b"y"))
+        );
         drop(rx);
         assert!(tx.is_closed());
     }

@@ -309,7 +309,10 @@ mod tests {
         for p in PLAN_NAMES {
             assert!(Quotas::for_plan(p).is_ok(), "{p}");
         }
-        assert_eq!(Quotas::for_plan("gold"), Err(QuotaError::UnknownPlan("gold".into())));
+        assert_eq!(
+            Quotas::for_plan("gold"),
+            Err(QuotaError::UnknownPlan("gold".into()))
+        );
     }
 
     #[test]
@@ -334,9 +337,15 @@ mod tests {
     #[test]
     fn overrides_reject_unknown_fields_and_bad_values() {
         assert!(serde_json::from_str::<QuotaOverrides>(r#"{"max_conections": 7}"#).is_err());
-        let o = QuotaOverrides { maximum_qos: Some(3), ..Default::default() };
+        let o = QuotaOverrides {
+            maximum_qos: Some(3),
+            ..Default::default()
+        };
         assert!(o.validate().is_err());
-        let o = QuotaOverrides { max_inflight: Some(0), ..Default::default() };
+        let o = QuotaOverrides {
+            max_inflight: Some(0),
+            ..Default::default()
+        };
         assert!(o.validate().is_err());
         assert!(QuotaOverrides::default().validate().is_ok());
     }

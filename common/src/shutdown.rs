@@ -33,7 +33,9 @@ impl ShutdownTrigger {
 
     /// Another signal linked to this trigger.
     pub fn subscribe(&self) -> Shutdown {
-        Shutdown { rx: self.tx.subscribe() }
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
     }
 }
 

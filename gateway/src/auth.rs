@@ -73,7 +73,10 @@ pub struct DevAnonymous {
 impl DevAnonymous {
     /// The dev tenant with the given id and limits.
     pub fn new(tenant: TenantId, quotas: Quotas) -> Self {
-        Self { tenant, quotas: Arc::new(quotas) }
+        Self {
+            tenant,
+            quotas: Arc::new(quotas),
+        }
     }
 }
 

@@ -59,38 +59,45 @@ enum ConnectError {
 }
 
 /// Serves one connection until it ends.
-pub async fn serve<S>(mut stream: S, peer: Option<SocketAddr>, sni: Option<&str>, ctx: &ConnectionContext)
-where
+pub async fn serve<S>(
+    mut stream: S,
+    peer: Option<SocketAddr>,
+    sni: Option<&str>,
+    ctx: &ConnectionContext,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let stats = &ctx.stats;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let limit = ctx.config.pre_auth_max_packet;
-    let (header, frame) =
-        match timeout(ctx.config.connect_timeout, read_connect(&mut stream, &mut inbuf, limit)).await
-        {
-            Err(_) => {
-                GatewayStats::bump(&stats.connect_timeouts);
-                tracing::info!(?peer, "closed: no CONNECT within the connect timeout");
-                return;
-            }
-            Ok(Err(ConnectError::Io | ConnectError::Closed)) => return,
-            Ok(Err(ConnectError::NotConnect)) => {
-                GatewayStats::bump(&stats.bad_connect);
-                tracing::info!(?peer, "closed: first packet is not CONNECT");
-                return;
-            }
-            Ok(Err(ConnectError::Decode(e))) => {
-                let counter = match e {
-                    DecodeError::PacketTooLarge { .. } => &stats.oversized_connect,
-                    _ => &stats.bad_connect,
-                };
-                GatewayStats::bump(counter);
-                tracing::info!(?peer, error = %e, "closed: bad CONNECT");
-                return;
-            }
-            Ok(Ok(f)) => f,
-        };
+    let (header, frame) = match timeout(
+        ctx.config.connect_timeout,
+        read_connect(&mut stream, &mut inbuf, limit),
+    )
+    .await
+    {
+        Err(_) => {
+            GatewayStats::bump(&stats.connect_timeouts);
+            tracing::info!(?peer, "closed: no CONNECT within the connect timeout");
+            return;
+        }
+        Ok(Err(ConnectError::Io | ConnectError::Closed)) => return,
+        Ok(Err(ConnectError::NotConnect)) => {
+            GatewayStats::bump(&stats.bad_connect);
+            tracing::info!(?peer, "closed: first packet is not CONNECT");
+            return;
+        }
+        Ok(Err(ConnectError::Decode(e))) => {
+            let counter = match e {
+                DecodeError::PacketTooLarge { .. } => &stats.oversized_connect,
+                _ => &stats.bad_connect,
+            };
+            GatewayStats::bump(counter);
+            tracing::info!(?peer, error = %e, "closed: bad CONNECT");
+            return;
+        }
+        Ok(Ok(f)) => f,
+    };
     let connect = match Packet::decode(frame.clone(), &header, ProtocolVersion::V5) {
         Ok(Packet::Connect(c)) => c,
         Ok(_) => return,
@@ -112,7 +119,11 @@ where
     };
     let version = connect.protocol;
 
-    let request = AuthRequest { connect: &connect, sni, peer };
+    let request = AuthRequest {
+        connect: &connect,
+        sni,
+        peer,
+    };
     let auth = match ctx.authenticator.authenticate(request).await {
         Ok(auth) => auth,
         Err(failure) => {
@@ -125,7 +136,12 @@ where
     drop(connect);
 
     let (device_tx, mut device_rx) = device_channel();
-    let open = OpenSession { connect: frame, auth, peer, device: device_tx };
+    let open = OpenSession {
+        connect: frame,
+        auth,
+        peer,
+        device: device_tx,
+    };
     let accepted = match ctx.link.open(open).await {
         Ok(Opened::Accepted(a)) => a,
         Ok(Opened::Refused) => {
@@ -190,7 +206,11 @@ async fn refuse<S>(stream: &mut S, version: ProtocolVersion, reason: ReasonCode)
 where
     S: AsyncWrite + Unpin,
 {
-    let packet = Packet::ConnAck(ConnAck { session_present: false, reason, ..Default::default() });
+    let packet = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason,
+        ..Default::default()
+    });
     let mut out = BytesMut::with_capacity(packet.encoded_len(version));
     if packet.encode(version, &mut out).is_ok() {
         let _ = stream.write_all(&out).await;
@@ -215,7 +235,12 @@ async fn pump<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Accepted { session, keep_alive, max_packet_size, engine } = accepted;
+    let Accepted {
+        session,
+        keep_alive,
+        max_packet_size,
+        engine,
+    } = accepted;
     let idle = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
     let mut deadline = idle.map(|d| Instant::now() + d);
     let mut reading = true;
@@ -271,7 +296,11 @@ async fn pump<S>(
 }
 
 /// Reads once, bounded by the keep-alive deadline.
-async fn read_some<S>(stream: &mut S, inbuf: &mut BytesMut, deadline: Option<Instant>) -> io::Result<Read>
+async fn read_some<S>(
+    stream: &mut S,
+    inbuf: &mut BytesMut,
+    deadline: Option<Instant>,
+) -> io::Result<Read>
 where
     S: AsyncRead + Unpin,
 {
@@ -310,7 +339,11 @@ async fn forward(
     }
     if whole > 0 {
         let data = inbuf.split_to(whole).freeze();
-        if engine.send(ToEngine::Packets { session, data }).await.is_err() {
+        if engine
+            .send(ToEngine::Packets { session, data })
+            .await
+            .is_err()
+        {
             return Err(CloseReason::ServerShutdown);
         }
     }
@@ -334,7 +367,12 @@ async fn report(
 }
 
 /// Writes `first` and whatever else is ready as one write.
-async fn write_chunks<S>(stream: &mut S, first: Bytes, rx: &mut DeviceRx, wbuf: &mut BytesMut) -> io::Result<()>
+async fn write_chunks<S>(
+    stream: &mut S,
+    first: Bytes,
+    rx: &mut DeviceRx,
+    wbuf: &mut BytesMut,
+) -> io::Result<()>
 where
     S: AsyncWrite + Unpin,
 {

@@ -22,8 +22,9 @@ use tenantmq_worker::Worker;
 use tokio::net::TcpListener;
 
 /// The id of the built-in `dev` tenant of the dev flags.
-pub const DEV_TENANT_ID: TenantId =
-    TenantId::from_uuid(uuid::Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0de5));
+pub const DEV_TENANT_ID: TenantId = TenantId::from_uuid(uuid::Uuid::from_u128(
+    0x0000_0000_0000_4000_8000_0000_0000_0de5,
+));
 
 /// Flags of `tenantmq standalone`.
 #[derive(clap::Args, Debug)]
@@ -76,8 +77,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     write_endpoints(&args.data_dir, &endpoints)?;
     println!("tenantmq standalone (dev-plain) ready");
     println!("  mqtt (plain, anonymous dev tenant): {mqtt}");
-    println!("  endpoints file: {}", args.data_dir.join("endpoints.json").display());
-    println!("  try: mosquitto_sub -h {} -p {} -t 'demo/#' -v", mqtt.ip(), mqtt.port());
+    println!(
+        "  endpoints file: {}",
+        args.data_dir.join("endpoints.json").display()
+    );
+    println!(
+        "  try: mosquitto_sub -h {} -p {} -t 'demo/#' -v",
+        mqtt.ip(),
+        mqtt.port()
+    );
 
     let listener_task = tokio::spawn(run_listener(listener, gateway, signal));
     wait_for_signal().await;

@@ -25,7 +25,10 @@ pub struct Worker {
 impl Worker {
     /// A worker whose engines stop when `shutdown` fires.
     pub fn new(shutdown: Shutdown) -> Arc<Self> {
-        Arc::new(Self { engines: Mutex::new(HashMap::new()), shutdown })
+        Arc::new(Self {
+            engines: Mutex::new(HashMap::new()),
+            shutdown,
+        })
     }
 
     /// Number of tenants with a running engine.
@@ -51,7 +54,10 @@ impl Worker {
                 .clone()
         };
         let (reply, answer) = oneshot::channel();
-        sender.send(ToEngine::Open { open, reply }).await.map_err(|_| LinkError::WorkerGone)?;
+        sender
+            .send(ToEngine::Open { open, reply })
+            .await
+            .map_err(|_| LinkError::WorkerGone)?;
         answer.await.map_err(|_| LinkError::WorkerGone)
     }
 

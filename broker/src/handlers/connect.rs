@@ -21,7 +21,12 @@ const MAX_CONNECT_SIZE: u32 = 1 << 20;
 impl Engine {
     /// Opens a session for an authenticated connection.
     pub(crate) fn open(&mut self, open: OpenSession, now: Instant) -> Opened {
-        let OpenSession { connect, auth, peer, device } = open;
+        let OpenSession {
+            connect,
+            auth,
+            peer,
+            device,
+        } = open;
         if !std::sync::Arc::ptr_eq(&self.quotas, &auth.quotas) && *self.quotas != *auth.quotas {
             self.quotas = auth.quotas.clone();
         }
@@ -65,7 +70,10 @@ impl Engine {
                         None
                     } else {
                         let delay = w.properties.will_delay_interval.unwrap_or(0);
-                        Some(PendingWill { message: Message::from_will(topic, w, now), delay })
+                        Some(PendingWill {
+                            message: Message::from_will(topic, w, now),
+                            delay,
+                        })
                     }
                 }
             },
@@ -105,7 +113,11 @@ impl Engine {
         let capped = max_ka != u16::MAX && (c.keep_alive == 0 || c.keep_alive > max_ka);
         let keep_alive = if capped { max_ka } else { c.keep_alive };
 
-        let mut ack = ConnAck { session_present, reason: ReasonCode::SUCCESS, ..Default::default() };
+        let mut ack = ConnAck {
+            session_present,
+            reason: ReasonCode::SUCCESS,
+            ..Default::default()
+        };
         if version == ProtocolVersion::V5 {
             ack.properties = ConnAckProperties {
                 session_expiry_interval: (expiry != requested).then_some(expiry),
@@ -131,7 +143,11 @@ impl Engine {
 
         let max_inflight = quotas.max_inflight;
         let empty = &self.empty_props;
-        if let Some(session) = self.slots.get_mut(slot as usize).and_then(|s| s.session.as_mut()) {
+        if let Some(session) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.session.as_mut())
+        {
             session.expiry_interval = expiry;
             session.conn = Some(conn);
             if session_present {
@@ -193,8 +209,10 @@ impl Engine {
             if let Some(will) = pending {
                 self.publish_will(will, now);
             }
-            let subs: Vec<_> =
-                self.session(slot).map(|s| s.subscriptions.values().cloned().collect()).unwrap_or_default();
+            let subs: Vec<_> = self
+                .session(slot)
+                .map(|s| s.subscriptions.values().cloned().collect())
+                .unwrap_or_default();
             for sub in &subs {
                 self.unlink_subscription(slot, sub);
             }
@@ -213,7 +231,11 @@ impl Engine {
     /// Answers a refused CONNECT and drops the connection.
     fn refuse(&mut self, device: DeviceTx, version: ProtocolVersion, reason: ReasonCode) -> Opened {
         self.stats.connections_refused += 1;
-        let ack = ConnAck { session_present: false, reason, ..Default::default() };
+        let ack = ConnAck {
+            session_present: false,
+            reason,
+            ..Default::default()
+        };
         let packet = Packet::ConnAck(ack);
         let mut out = BytesMut::with_capacity(packet.encoded_len(version));
         if packet.encode(version, &mut out).is_ok() {
@@ -258,9 +280,10 @@ fn decode_connect(data: Bytes) -> Result<Box<Connect>, (ProtocolVersion, ReasonC
         Ok(_) => Err((version, ReasonCode::PROTOCOL_ERROR)),
         // An unsupported level is answered in 3.1.1 form, which every client understands
         // (`MQTT-3.1.2-2`: return code 0x01).
-        Err(DecodeError::UnsupportedProtocolVersion) => {
-            Err((ProtocolVersion::V311, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION))
-        }
+        Err(DecodeError::UnsupportedProtocolVersion) => Err((
+            ProtocolVersion::V311,
+            ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+        )),
         Err(e) => Err((version, e.reason_code())),
     }
 }
@@ -268,7 +291,14 @@ fn decode_connect(data: Bytes) -> Result<Box<Connect>, (ProtocolVersion, ReasonC
 /// The protocol level byte of a CONNECT, read without decoding it.
 fn guess_version(data: &[u8]) -> ProtocolVersion {
     // Fixed header (2–5 bytes), then a two-byte length and "MQTT", then the level.
-    let header_len = 1 + data.iter().skip(1).take(4).position(|b| b & 0x80 == 0).unwrap_or(0) + 1;
+    let header_len = 1
+        + data
+            .iter()
+            .skip(1)
+            .take(4)
+            .position(|b| b & 0x80 == 0)
+            .unwrap_or(0)
+        + 1;
     match data.get(header_len + 6) {
         Some(5) => ProtocolVersion::V5,
         _ => ProtocolVersion::V311,

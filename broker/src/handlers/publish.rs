@@ -10,7 +10,12 @@ use crate::session::ack;
 
 impl Engine {
     /// Handles PUBLISH. `Err` carries the reason code that ends the connection.
-    pub(crate) fn on_publish(&mut self, slot: u32, p: Publish, now: Instant) -> Result<(), ReasonCode> {
+    pub(crate) fn on_publish(
+        &mut self,
+        slot: u32,
+        p: Publish,
+        now: Instant,
+    ) -> Result<(), ReasonCode> {
         let quotas = self.quotas.clone();
         // The server told the client what it supports; sending more is an error
         // (`MQTT-3.2.2-11`, `MQTT-3.2.2-14`).
@@ -20,8 +25,12 @@ impl Engine {
         if p.retain && !quotas.retain_available {
             return Err(ReasonCode::RETAIN_NOT_SUPPORTED);
         }
-        let Some(session) = self.session_mut(slot) else { return Ok(()) };
-        let Some(conn) = session.conn.as_mut() else { return Ok(()) };
+        let Some(session) = self.session_mut(slot) else {
+            return Ok(());
+        };
+        let Some(conn) = session.conn.as_mut() else {
+            return Ok(());
+        };
         let version = conn.version;
 
         let topic = match p.properties.topic_alias {
@@ -31,10 +40,11 @@ impl Engine {
                 } else {
                     Some(TopicName::new(p.topic).map_err(|_| ReasonCode::TOPIC_NAME_INVALID)?)
                 };
-                conn.resolve_alias(alias, named, quotas.max_topic_alias).map_err(|e| match e {
-                    crate::conn::AliasError::Invalid => ReasonCode::TOPIC_ALIAS_INVALID,
-                    crate::conn::AliasError::Unknown => ReasonCode::PROTOCOL_ERROR,
-                })?
+                conn.resolve_alias(alias, named, quotas.max_topic_alias)
+                    .map_err(|e| match e {
+                        crate::conn::AliasError::Invalid => ReasonCode::TOPIC_ALIAS_INVALID,
+                        crate::conn::AliasError::Unknown => ReasonCode::PROTOCOL_ERROR,
+                    })?
             }
             // A zero-length topic without an alias is a protocol error (MQTT 5 3.3.2.1).
             None if p.topic.is_empty() => return Err(ReasonCode::PROTOCOL_ERROR),
@@ -75,7 +85,8 @@ impl Engine {
             Some(rc) if version == ProtocolVersion::V5 => reason = rc,
             Some(_) => {}
             None => {
-                let msg = Message::from_publish(topic, p.qos, p.retain, p.payload, p.properties, now);
+                let msg =
+                    Message::from_publish(topic, p.qos, p.retain, p.payload, p.properties, now);
                 if msg.retain {
                     self.store_retained(&msg);
                 }

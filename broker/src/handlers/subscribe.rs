@@ -12,7 +12,10 @@ use crate::session::Subscription;
 
 /// The outcome of one filter: granted (and whether retained messages follow) or refused.
 enum Granted {
-    Yes { sub: Subscription, send_retained: bool },
+    Yes {
+        sub: Subscription,
+        send_retained: bool,
+    },
     No(ReasonCode),
 }
 
@@ -39,7 +42,11 @@ impl Engine {
                 Granted::No(rc) => reasons.push(rc),
             }
         }
-        let suback = SubAck { packet_id: s.packet_id, reasons, properties: Default::default() };
+        let suback = SubAck {
+            packet_id: s.packet_id,
+            reasons,
+            properties: Default::default(),
+        };
         self.write(slot, &Packet::SubAck(suback));
         for sub in &retained {
             self.send_retained(slot, sub, now);
@@ -72,8 +79,12 @@ impl Engine {
         if filter.has_wildcards() && !q.wildcard_subscriptions_available {
             return no(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED);
         }
-        let Some(session) = self.session(slot) else { return no(ReasonCode::UNSPECIFIED_ERROR) };
-        let Some(conn) = session.conn.as_ref() else { return no(ReasonCode::UNSPECIFIED_ERROR) };
+        let Some(session) = self.session(slot) else {
+            return no(ReasonCode::UNSPECIFIED_ERROR);
+        };
+        let Some(conn) = session.conn.as_ref() else {
+            return no(ReasonCode::UNSPECIFIED_ERROR);
+        };
         if !conn.acl.allows_subscribe(&filter) {
             self.stats.acl_denied += 1;
             return no(ReasonCode::NOT_AUTHORIZED);
@@ -83,14 +94,23 @@ impl Engine {
             return no(ReasonCode::QUOTA_EXCEEDED);
         }
         let mut options = f.options;
-        options.qos = options.qos.min(QoS::from_u8(q.maximum_qos).unwrap_or(QoS::ExactlyOnce));
+        options.qos = options
+            .qos
+            .min(QoS::from_u8(q.maximum_qos).unwrap_or(QoS::ExactlyOnce));
         if conn.version == ProtocolVersion::V311 {
             // 3.1.1 has neither option; the codec leaves them false, this keeps it so.
             options.no_local = false;
             options.retain_as_published = false;
         }
-        let sub = Subscription { filter, group, options, id };
-        self.subs.entry(&sub.filter).upsert(sub.group.as_ref(), SubEntry { slot, options, id });
+        let sub = Subscription {
+            filter,
+            group,
+            options,
+            id,
+        };
+        self.subs
+            .entry(&sub.filter)
+            .upsert(sub.group.as_ref(), SubEntry { slot, options, id });
         if let Some(s) = self.session_mut(slot) {
             s.subscriptions.insert(key, sub.clone());
         }

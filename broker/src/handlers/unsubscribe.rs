@@ -14,7 +14,9 @@ impl Engine {
                 reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             }
-            let removed = self.session_mut(slot).and_then(|s| s.subscriptions.remove(text));
+            let removed = self
+                .session_mut(slot)
+                .and_then(|s| s.subscriptions.remove(text));
             match removed {
                 Some(sub) => {
                     self.unlink_subscription(slot, &sub);
@@ -23,7 +25,11 @@ impl Engine {
                 None => reasons.push(ReasonCode::NO_SUBSCRIPTION_EXISTED),
             }
         }
-        let unsuback = UnsubAck { packet_id: u.packet_id, reasons, properties: Default::default() };
+        let unsuback = UnsubAck {
+            packet_id: u.packet_id,
+            reasons,
+            properties: Default::default(),
+        };
         self.write(slot, &Packet::UnsubAck(unsuback));
         Ok(())
     }
