@@ -97,13 +97,17 @@ impl FixedHeader {
 ///   four bytes;
 /// * [`DecodeError::PacketTooLarge`] as soon as the announced size exceeds `max_packet_size`.
 pub fn check(buf: &[u8], max_packet_size: u32) -> Result<Option<FixedHeader>, DecodeError> {
-    let Some(&first) = buf.first() else { return Ok(None) };
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
     let packet_type = PacketType::from_nibble(first >> 4)
         .ok_or(DecodeError::Malformed("reserved packet type 0"))?;
     let flags = first & 0x0F;
     match packet_type.required_flags() {
         Some(required) if required != flags => {
-            return Err(DecodeError::Malformed("reserved flags of the fixed header are wrong"));
+            return Err(DecodeError::Malformed(
+                "reserved flags of the fixed header are wrong",
+            ));
         }
         None if (flags >> 1) & 0b11 == 0b11 => {
             return Err(DecodeError::Malformed("PUBLISH with QoS 3"));
@@ -115,11 +119,15 @@ pub fn check(buf: &[u8], max_packet_size: u32) -> Result<Option<FixedHeader>, De
     let mut shift = 0;
     let mut header_len = 1u8;
     loop {
-        let Some(&byte) = buf.get(usize::from(header_len)) else { return Ok(None) };
+        let Some(&byte) = buf.get(usize::from(header_len)) else {
+            return Ok(None);
+        };
         header_len += 1;
         if header_len > 2 && byte == 0 {
             // A final byte of 0 after a continuation is a non-minimal encoding (MQTT-1.5.5-1).
-            return Err(DecodeError::Malformed("remaining length is not minimally encoded"));
+            return Err(DecodeError::Malformed(
+                "remaining length is not minimally encoded",
+            ));
         }
         remaining_len |= u32::from(byte & 0x7F) << shift;
         if byte & 0x80 == 0 {
@@ -127,14 +135,24 @@ pub fn check(buf: &[u8], max_packet_size: u32) -> Result<Option<FixedHeader>, De
         }
         shift += 7;
         if header_len == 5 {
-            return Err(DecodeError::Malformed("remaining length longer than four bytes"));
+            return Err(DecodeError::Malformed(
+                "remaining length longer than four bytes",
+            ));
         }
     }
 
-    let header = FixedHeader { packet_type, flags, header_len, remaining_len };
+    let header = FixedHeader {
+        packet_type,
+        flags,
+        header_len,
+        remaining_len,
+    };
     let total = header.total_len();
     if total > max_packet_size as usize {
-        return Err(DecodeError::PacketTooLarge { size: total, max: max_packet_size });
+        return Err(DecodeError::PacketTooLarge {
+            size: total,
+            max: max_packet_size,
+        });
     }
     if buf.len() < total {
         return Ok(None);
@@ -181,20 +199,35 @@ mod tests {
 
     #[test]
     fn rejects_bad_headers() {
-        assert!(matches!(check(&[0x00, 0x00], MAX), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            check(&[0x00, 0x00], MAX),
+            Err(DecodeError::Malformed(_))
+        ));
         // SUBSCRIBE must have flags 0b0010.
-        assert!(matches!(check(&[0x80, 0x00], MAX), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            check(&[0x80, 0x00], MAX),
+            Err(DecodeError::Malformed(_))
+        ));
         // PINGREQ with a flag set.
-        assert!(matches!(check(&[0xC1, 0x00], MAX), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            check(&[0xC1, 0x00], MAX),
+            Err(DecodeError::Malformed(_))
+        ));
         // PUBLISH QoS 3.
-        assert!(matches!(check(&[0x36, 0x00], MAX), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            check(&[0x36, 0x00], MAX),
+            Err(DecodeError::Malformed(_))
+        ));
         // Five-byte remaining length.
         assert!(matches!(
             check(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], MAX),
             Err(DecodeError::Malformed(_))
         ));
         // Non-minimal: 0x80 0x00 encodes 0 in two bytes.
-        assert!(matches!(check(&[0x30, 0x80, 0x00], MAX), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            check(&[0x30, 0x80, 0x00], MAX),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -202,7 +235,10 @@ mod tests {
         let head = [0x30, 0xFF, 0xFF, 0x7F];
         assert_eq!(
             check(&head, 1024),
-            Err(DecodeError::PacketTooLarge { size: 4 + 2_097_151, max: 1024 })
+            Err(DecodeError::PacketTooLarge {
+                size: 4 + 2_097_151,
+                max: 1024
+            })
         );
     }
 
