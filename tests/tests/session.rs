@@ -236,3 +236,23 @@ async fn session_expiry_is_capped_by_the_plan_v5() {
     let (_c, ack) = RawClient::connect_with(b.addr, session_with_expiry("c", 3600)).await;
     assert!(!ack.session_present, "the plan's 1 s cap was not enforced");
 }
+
+/// An expiry timer armed at one disconnect does not end a session that was resumed and
+/// disconnected again since: the interval counts from the last disconnect.
+#[tokio::test]
+async fn session_expiry_counts_from_the_last_disconnect_v5() {
+    let b = DevBroker::start().await;
+    let (mut c, _) = RawClient::connect_with(b.addr, session_with_expiry("c", 1)).await;
+    c.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (mut c, ack) = RawClient::connect_with(b.addr, session_with_expiry("c", 1)).await;
+    assert!(ack.session_present);
+    c.disconnect().await;
+    // 1.2 s after the first disconnect, 0.6 s after the second.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_c, ack) = RawClient::connect_with(b.addr, session_with_expiry("c", 1)).await;
+    assert!(
+        ack.session_present,
+        "ended by the timer of an earlier disconnect"
+    );
+}

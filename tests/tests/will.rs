@@ -250,3 +250,64 @@ async fn will_without_delay_is_immediate_v5() {
         other => panic!("expected the will at once, got {other:?}"),
     }
 }
+
+/// A will delay armed at one close does not fire after the session resumed; the next close
+/// starts a new delay.
+#[tokio::test]
+async fn will_delay_counts_from_the_last_close_v5() {
+    let b = DevBroker::start().await;
+    let mut w = watcher(b.addr).await;
+    let (c, _) = RawClient::connect_with(b.addr, delayed("c", 1, 60)).await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut again = delayed("c", 1, 60);
+    again.clean_start = false;
+    let (c, ack) = RawClient::connect_with(b.addr, again).await;
+    assert!(ack.session_present);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let closed = Instant::now();
+    drop(c);
+    w.expect_silence(Duration::from_millis(700)).await;
+    assert_eq!(w.expect_publish_acked().await.topic, "will/delayed");
+    let waited = closed.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "will published {waited:?} after the last close"
+    );
+}
+
+/// The will carries its MQTT 5 properties into the PUBLISH (3.1.3.2): payload format,
+/// content type, response topic, correlation data, user properties, message expiry.
+#[tokio::test]
+async fn will_properties_are_forwarded_v5() {
+    let b = DevBroker::start().await;
+    let mut w = watcher(b.addr).await;
+    let mut c = connect_packet(V50, "c");
+    let mut wl = will("will/props", b"{}", QoS::AtLeastOnce, false);
+    wl.properties.payload_format_indicator = Some(1);
+    wl.properties.content_type = Some("application/json".into());
+    wl.properties.response_topic = Some("reply/here".into());
+    wl.properties.correlation_data = Some(bytes::Bytes::from_static(b"corr"));
+    wl.properties.user_properties = vec![("k".into(), "v1".into()), ("k".into(), "v2".into())];
+    wl.properties.message_expiry_interval = Some(60);
+    c.will = Some(wl);
+    let (c, _) = RawClient::connect_with(b.addr, c).await;
+    drop(c);
+    let p = w.expect_publish_acked().await;
+    let props = &p.properties;
+    assert_eq!(props.payload_format_indicator, Some(1));
+    assert_eq!(props.content_type.as_deref(), Some("application/json"));
+    assert_eq!(props.response_topic.as_deref(), Some("reply/here"));
+    assert_eq!(props.correlation_data.as_deref(), Some(&b"corr"[..]));
+    let users: Vec<(&str, &str)> = props
+        .user_properties
+        .iter()
+        .map(|(k, v)| (&**k, &**v))
+        .collect();
+    assert_eq!(
+        users,
+        vec![("k", "v1"), ("k", "v2")],
+        "user properties in order (MQTT-3.3.2-18)"
+    );
+    assert_eq!(props.message_expiry_interval, Some(60));
+}
