@@ -324,7 +324,7 @@ impl Session {
     /// (`MQTT-4.4.0-1`): PUBREL now for messages already past PUBREC; the PUBLISHes, with DUP
     /// set, are left to [`Session::drain_queue`], which resends them within the client's new
     /// Receive Maximum. Messages that expired meanwhile are dropped from the window.
-    pub fn resend_inflight(&mut self, now: Instant, _empty: &PublishProperties) {
+    pub fn resend_inflight(&mut self, now: Instant) {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
@@ -602,7 +602,7 @@ mod tests {
 
         s.conn = None;
         let mut rx = reconnect(&mut s, 10);
-        s.resend_inflight(now, &empty);
+        s.resend_inflight(now);
         s.drain_queue(10, now, &empty);
         let resent = written(&mut s, &mut rx);
         assert_eq!(resent.len(), 3);
@@ -640,7 +640,7 @@ mod tests {
         assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 10), Outcome::Queued);
 
         let mut rx = reconnect(&mut s, 2);
-        s.resend_inflight(now, &empty);
+        s.resend_inflight(now);
         assert!(s.drain_queue(10, now, &empty));
         assert_eq!(
             publishes(&written(&mut s, &mut rx)),
@@ -683,7 +683,7 @@ mod tests {
             Some(ReasonCode::SUCCESS)
         );
         let mut rx = reconnect(&mut s, 1);
-        s.resend_inflight(now, &empty);
+        s.resend_inflight(now);
         s.drain_queue(10, now, &empty);
         let out = written(&mut s, &mut rx);
         // PUBREL 1 does not count: PUBLISH 2 goes out within Receive Maximum 1.
@@ -764,7 +764,7 @@ mod tests {
             Some(ReasonCode::SUCCESS)
         );
         let mut rx = reconnect(&mut s, 10);
-        s.resend_inflight(later, &empty);
+        s.resend_inflight(later);
         let resent = written(&mut s, &mut rx);
         assert!(
             matches!(resent.as_slice(), [Packet::PubRel(a)] if a.packet_id == 2),

@@ -151,7 +151,7 @@ impl Engine {
             session.expiry_interval = expiry;
             session.conn = Some(conn);
             if session_present {
-                session.resend_inflight(now, empty);
+                session.resend_inflight(now);
                 session.drain_queue(max_inflight, now, empty);
             }
         }
