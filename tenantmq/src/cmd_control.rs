@@ -132,7 +132,7 @@ pub async fn run_control_api(args: ControlApiArgs) -> anyhow::Result<()> {
         feed,
         signal,
     ));
-    wait_for_signal().await;
+    crate::signal::wait_for_signal().await;
     trigger.trigger();
     server.await.context("control API task failed")??;
     store.close().await;
@@ -150,19 +150,4 @@ pub async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
     tracing::info!(backend = store.backend_name(), "migrations applied");
     store.close().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

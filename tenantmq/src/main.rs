@@ -1,6 +1,8 @@
 //! The `tenantmq` binary: loads configuration, starts telemetry, binds listeners and hands
 //! them to the services' `run` functions (house rule 1: a thin `main`).
 
+mod cmd_control;
+mod signal;
 mod standalone;
 mod telemetry;
 
@@ -21,6 +23,10 @@ struct Cli {
 enum Command {
     /// Run everything in one process on embedded defaults.
     Standalone(standalone::Args),
+    /// Run the control API (HTTP) on Postgres or SQLite.
+    ControlApi(cmd_control::ControlApiArgs),
+    /// Apply the control database's migrations and exit.
+    Migrate(cmd_control::MigrateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +38,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Standalone(args) => standalone::run(args).await,
+            Command::ControlApi(args) => cmd_control::run_control_api(args).await,
+            Command::Migrate(args) => cmd_control::run_migrate(args).await,
         }
     })
 }

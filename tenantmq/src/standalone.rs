@@ -88,7 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let listener_task = tokio::spawn(run_listener(listener, gateway, signal));
-    wait_for_signal().await;
+    crate::signal::wait_for_signal().await;
     tracing::info!("shutting down");
     trigger.trigger();
     let _ = listener_task.await;
@@ -103,19 +103,4 @@ fn write_endpoints(dir: &Path, endpoints: &Endpoints) -> anyhow::Result<()> {
     // Rename is atomic: a reader never sees a half-written file.
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
