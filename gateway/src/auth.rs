@@ -1,7 +1,9 @@
 //! Device authentication: which tenant a connection belongs to, and who it is.
 //!
 //! The gateway asks an [`Authenticator`] with everything it knows about the connection —
-//! the decoded CONNECT, the TLS SNI name and the peer address. The answer is either the
+//! the decoded CONNECT, the TLS SNI name, the peer address (from the PROXY protocol header when
+//! the listener has it enabled) and, for mutual TLS, which registered CA issued the client
+//! certificate ([`ClientCertInfo`]). The answer is either the
 //! [`AuthContext`] the engine will enforce, or an [`AuthFailure`] that maps to one CONNACK
 //! reason code.
 
@@ -13,6 +15,7 @@ use tenantmq_common::TenantId;
 use tenantmq_common::auth::AuthContext;
 use tenantmq_common::quota::Quotas;
 use tenantmq_router::BoxFuture;
+use uuid::Uuid;
 
 /// What the gateway knows about a connection when it authenticates it.
 #[derive(Debug)]
@@ -23,6 +26,31 @@ pub struct AuthRequest<'a> {
     pub sni: Option<&'a str>,
     /// The device's address.
     pub peer: Option<SocketAddr>,
+    /// The client certificate, when the device presented one that verified against a CA some
+    /// tenant registered (the TLS handshake already refused every other certificate).
+    pub client_cert: Option<&'a ClientCertInfo>,
+}
+
+/// Which registered CA issued a verified client certificate, and whom the certificate names.
+///
+/// The TLS layer only proves that the device holds the key of a certificate that chains to
+/// this CA; whether that is enough to let it in (and as which user) is the
+/// [`Authenticator`]'s decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertInfo {
+    /// The tenant that registered the issuing CA.
+    pub tenant: TenantId,
+    /// The id of that CA registration.
+    pub ca_id: Uuid,
+    /// The first Common Name of the leaf certificate's subject, if it has one that is a
+    /// string.
+    pub common_name: Option<String>,
+    /// Further registrations of the very same CA (same subject and key), when more than one
+    /// tenant (or one tenant twice) registered it; usually empty. A CA certificate is public,
+    /// so anyone may register one: an authenticator that selects the tenant by certificate
+    /// must not pick one of several candidates on its own — match the SNI or username
+    /// tenant against all of them, or refuse.
+    pub other_registrations: Vec<(TenantId, Uuid)>,
 }
 
 /// Why a connection is refused.

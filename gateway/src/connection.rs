@@ -2,7 +2,9 @@
 //! plain TCP, TLS and WebSocket share it).
 //!
 //! 1. Read the CONNECT under the connect timeout and the pre-authentication size limit; the
-//!    first packet must be CONNECT (`MQTT-3.1.0-1`).
+//!    first packet must be CONNECT (`MQTT-3.1.0-1`). The timeout runs from accept
+//!    ([`ConnInfo::accepted_at`]), so time spent in the PROXY header, TLS handshake and
+//!    WebSocket upgrade counts against it.
 //! 2. Authenticate it; refusals get a CONNACK with the reason and a close.
 //! 3. Open the session on the tenant's worker through the link.
 //! 4. Pump: whole packets from the device go to the engine, one frame per read; the engine's
@@ -22,9 +24,9 @@ use tenantmq_common::link::{
     Accepted, CloseReason, DeviceRx, OpenSession, Opened, ToEngine, device_channel,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
-use crate::auth::{AuthRequest, Authenticator};
+use crate::auth::{AuthRequest, Authenticator, ClientCertInfo};
 use crate::config::GatewayConfig;
 use crate::stats::GatewayStats;
 use tenantmq_router::Link;
@@ -58,20 +60,43 @@ enum ConnectError {
     Decode(DecodeError),
 }
 
+/// What the listener learnt about a connection before its first MQTT byte.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The device's address: the socket's peer, or the source address of the PROXY protocol
+    /// header when the listener reads one.
+    pub peer: Option<SocketAddr>,
+    /// The TLS server name (SNI) the device asked for.
+    pub sni: Option<String>,
+    /// The verified client certificate of a mutual-TLS connection.
+    pub client_cert: Option<ClientCertInfo>,
+    /// When the socket was accepted; the connect timeout runs from here.
+    pub accepted_at: Instant,
+}
+
+impl ConnInfo {
+    /// A connection accepted now from `peer`, without TLS.
+    pub fn new(peer: Option<SocketAddr>) -> Self {
+        Self {
+            peer,
+            sni: None,
+            client_cert: None,
+            accepted_at: Instant::now(),
+        }
+    }
+}
+
 /// Serves one connection until it ends.
-pub async fn serve<S>(
-    mut stream: S,
-    peer: Option<SocketAddr>,
-    sni: Option<&str>,
-    ctx: &ConnectionContext,
-) where
+pub async fn serve<S>(mut stream: S, info: ConnInfo, ctx: &ConnectionContext)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let stats = &ctx.stats;
+    let peer = info.peer;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let limit = ctx.config.pre_auth_max_packet;
-    let (header, frame) = match timeout(
-        ctx.config.connect_timeout,
+    let (header, frame) = match timeout_at(
+        info.accepted_at + ctx.config.connect_timeout,
         read_connect(&mut stream, &mut inbuf, limit),
     )
     .await
@@ -121,8 +146,9 @@ pub async fn serve<S>(
 
     let request = AuthRequest {
         connect: &connect,
-        sni,
+        sni: info.sni.as_deref(),
         peer,
+        client_cert: info.client_cert.as_ref(),
     };
     let auth = match ctx.authenticator.authenticate(request).await {
         Ok(auth) => auth,

@@ -1,14 +1,32 @@
-//! Accepting connections: a TCP accept loop with a connection cap and the shutdown signal.
+//! Accepting connections: one TCP accept loop per listener, with a connection cap and the
+//! shutdown signal, and the steps every connection goes through before its first MQTT byte.
+//!
+//! Per connection, in its own task, all under one deadline of
+//! [`crate::GatewayConfig::connect_timeout`] from accept (which also covers the CONNECT):
+//! 1. the PROXY protocol v2 header, when the listener has it enabled ([`crate::proxy`]) — its
+//!    source address becomes the connection's peer;
+//! 2. the TLS handshake on `mqtts` and `wss` ([`crate::tls`]) — SNI and the client
+//!    certificate's registration come out of it;
+//! 3. the WebSocket upgrade on `wss` and the dev `ws` listener ([`crate::ws`]);
+//! 4. [`crate::connection::serve`].
+//!
+//! A connection that fails a step (junk instead of a header or ClientHello, a stalled
+//! handshake, a refused upgrade) is closed with a log line and a [`GatewayStats`] counter; it
+//! is its own task, so no other connection notices.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tenantmq_common::shutdown::Shutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout_at};
 
-use crate::connection::{ConnectionContext, serve};
+use crate::connection::{ConnInfo, ConnectionContext, serve};
 use crate::stats::GatewayStats;
+use crate::tls::{AppProtocol, Handshake, HandshakeError, TlsContext};
+use crate::{proxy, ws};
 
 /// A gateway: what its connections share.
 pub type Gateway = ConnectionContext;
@@ -16,8 +34,81 @@ pub type Gateway = ConnectionContext;
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Accepts plain-TCP MQTT connections on `listener` until `shutdown` fires.
-pub async fn run_listener(listener: TcpListener, gateway: Arc<Gateway>, mut shutdown: Shutdown) {
+/// What a listener speaks.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// MQTT over plain TCP (development only).
+    Tcp,
+    /// MQTT over plain WebSocket (development only).
+    Ws,
+    /// MQTT over TLS (`mqtts`, port 8883).
+    Mqtts(Arc<TlsContext>),
+    /// MQTT over WebSocket over TLS (`wss`, port 8084, path `/mqtt`).
+    Wss(Arc<TlsContext>),
+}
+
+/// Per-listener options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListenerOptions {
+    /// Every connection starts with a PROXY protocol v2 header (off by default). Enable it
+    /// only behind a load balancer that sends one: the header is trusted.
+    pub proxy_protocol: bool,
+}
+
+/// Accepts plain-TCP MQTT connections on `listener` until `shutdown` fires (development
+/// only: `tenantmq standalone --dev-plain`).
+pub async fn run_listener(listener: TcpListener, gateway: Arc<Gateway>, shutdown: Shutdown) {
+    run(
+        listener,
+        Transport::Tcp,
+        ListenerOptions::default(),
+        gateway,
+        shutdown,
+    )
+    .await;
+}
+
+/// Accepts MQTT-over-TLS connections on `listener` until `shutdown` fires.
+pub async fn run_mqtts(
+    listener: TcpListener,
+    tls: Arc<TlsContext>,
+    gateway: Arc<Gateway>,
+    options: ListenerOptions,
+    shutdown: Shutdown,
+) {
+    run(listener, Transport::Mqtts(tls), options, gateway, shutdown).await;
+}
+
+/// Accepts MQTT-over-WebSocket-over-TLS connections on `listener` until `shutdown` fires.
+pub async fn run_wss(
+    listener: TcpListener,
+    tls: Arc<TlsContext>,
+    gateway: Arc<Gateway>,
+    options: ListenerOptions,
+    shutdown: Shutdown,
+) {
+    run(listener, Transport::Wss(tls), options, gateway, shutdown).await;
+}
+
+/// Accepts MQTT over plain WebSocket on `listener` until `shutdown` fires (development only).
+pub async fn run_ws_plain(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    options: ListenerOptions,
+    shutdown: Shutdown,
+) {
+    run(listener, Transport::Ws, options, gateway, shutdown).await;
+}
+
+/// The accept loop of every listener: accepts until `shutdown` fires, at most
+/// [`crate::GatewayConfig::max_connections`] connections at a time (more are closed at once).
+pub async fn run(
+    listener: TcpListener,
+    transport: Transport,
+    options: ListenerOptions,
+    gateway: Arc<Gateway>,
+    mut shutdown: Shutdown,
+) {
     let slots = Arc::new(Semaphore::new(gateway.config.max_connections));
     loop {
         let accepted = tokio::select! {
@@ -39,9 +130,143 @@ pub async fn run_listener(listener: TcpListener, gateway: Arc<Gateway>, mut shut
         GatewayStats::bump(&gateway.stats.accepted);
         let _ = socket.set_nodelay(true);
         let gateway = gateway.clone();
+        let transport = transport.clone();
         tokio::spawn(async move {
-            serve(socket, Some(peer), None, &gateway).await;
+            handle(socket, peer, transport, options, &gateway).await;
             drop(permit);
         });
+    }
+}
+
+/// Takes one accepted socket through the steps before CONNECT, then serves it.
+async fn handle(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    transport: Transport,
+    options: ListenerOptions,
+    gateway: &Gateway,
+) {
+    let mut info = ConnInfo::new(Some(peer));
+    let deadline = info.accepted_at + gateway.config.connect_timeout;
+    if options.proxy_protocol {
+        let Some(source) = read_proxy_header(&mut socket, peer, deadline, gateway).await else {
+            return;
+        };
+        info.peer = Some(source);
+    }
+    match transport {
+        Transport::Tcp => serve(socket, info, gateway).await,
+        Transport::Ws => {
+            if let Some(ws) = upgrade(socket, &info, deadline, gateway).await {
+                serve(ws, info, gateway).await;
+            }
+        }
+        Transport::Mqtts(tls) => {
+            if let Some(hs) =
+                handshake(&tls, socket, AppProtocol::Mqtt, &info, deadline, gateway).await
+            {
+                info.sni = hs.sni;
+                info.client_cert = hs.client_cert;
+                serve(hs.stream, info, gateway).await;
+            }
+        }
+        Transport::Wss(tls) => {
+            let proto = AppProtocol::WebSocket;
+            let Some(hs) = handshake(&tls, socket, proto, &info, deadline, gateway).await else {
+                return;
+            };
+            info.sni = hs.sni;
+            info.client_cert = hs.client_cert;
+            if let Some(ws) = upgrade(hs.stream, &info, deadline, gateway).await {
+                serve(ws, info, gateway).await;
+            }
+        }
+    }
+}
+
+/// Reads the PROXY header; the address to use as the peer, or `None` to close.
+async fn read_proxy_header(
+    socket: &mut TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    gateway: &Gateway,
+) -> Option<SocketAddr> {
+    let stats = &gateway.stats;
+    match timeout_at(deadline, proxy::read_header(socket)).await {
+        Ok(Ok(header)) => Some(header.source().unwrap_or(peer)),
+        Ok(Err(e)) => {
+            GatewayStats::bump(&stats.proxy_header_errors);
+            tracing::info!(%peer, error = %e, "closed: bad PROXY protocol header");
+            None
+        }
+        Err(_) => {
+            GatewayStats::bump(&stats.proxy_header_errors);
+            tracing::info!(%peer, "closed: no PROXY protocol header within the connect timeout");
+            None
+        }
+    }
+}
+
+/// Runs the TLS handshake; `None` (counted and logged) when it fails.
+async fn handshake(
+    tls: &TlsContext,
+    socket: TcpStream,
+    protocol: AppProtocol,
+    info: &ConnInfo,
+    deadline: Instant,
+    gateway: &Gateway,
+) -> Option<Handshake<TcpStream>> {
+    let stats = &gateway.stats;
+    let peer = info.peer;
+    match timeout_at(deadline, tls.accept(socket, protocol)).await {
+        Ok(Ok(hs)) => Some(hs),
+        Ok(Err(e)) => {
+            GatewayStats::bump(&stats.tls_handshake_failures);
+            match e {
+                HandshakeError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    tracing::debug!(?peer, "closed: peer left during the TLS handshake");
+                }
+                e => tracing::info!(?peer, error = %e, "closed: TLS handshake failed"),
+            }
+            None
+        }
+        Err(_) => {
+            GatewayStats::bump(&stats.tls_handshake_timeouts);
+            tracing::info!(
+                ?peer,
+                "closed: TLS handshake not finished within the connect timeout"
+            );
+            None
+        }
+    }
+}
+
+/// Runs the WebSocket upgrade; `None` (counted and logged) when it fails.
+async fn upgrade<S>(
+    stream: S,
+    info: &ConnInfo,
+    deadline: Instant,
+    gateway: &Gateway,
+) -> Option<ws::WsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let stats = &gateway.stats;
+    let peer = info.peer;
+    match timeout_at(deadline, ws::accept(stream, gateway.config.ws_max_message)).await {
+        Ok(Ok(ws)) => Some(ws),
+        Ok(Err(e)) => {
+            GatewayStats::bump(&stats.ws_upgrade_failures);
+            tracing::info!(?peer, error = %e, "closed: WebSocket upgrade refused");
+            None
+        }
+        Err(_) => {
+            GatewayStats::bump(&stats.ws_upgrade_failures);
+            tracing::info!(
+                ?peer,
+                "closed: WebSocket upgrade not finished within the connect timeout"
+            );
+            None
+        }
     }
 }

@@ -22,6 +22,17 @@ pub struct GatewayStats {
     pub protocol_errors: AtomicU64,
     /// Connections closed by keep-alive timeout.
     pub keepalive_timeouts: AtomicU64,
+    /// TLS handshakes that failed: junk instead of a ClientHello, an unsupported protocol
+    /// version, a client certificate from no registered CA, a peer that hung up mid-handshake.
+    pub tls_handshake_failures: AtomicU64,
+    /// TLS handshakes not finished within the connect timeout: slowloris and half-open
+    /// sockets on the TLS listeners.
+    pub tls_handshake_timeouts: AtomicU64,
+    /// Connections closed for a missing, malformed, late or oversized PROXY protocol header.
+    pub proxy_header_errors: AtomicU64,
+    /// WebSocket upgrades refused or failed: wrong path, no `mqtt` subprotocol, not an
+    /// upgrade request, a peer that hung up or stalled.
+    pub ws_upgrade_failures: AtomicU64,
 }
 
 impl GatewayStats {
