@@ -19,6 +19,8 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod connection;
+pub mod control_auth;
+pub mod control_cas;
 pub mod listener;
 pub mod mtls;
 pub mod proxy;
