@@ -1,6 +1,7 @@
 //! Field rules of the API, each returning the message a client sees in a 400.
 
 use crate::error::ApiError;
+use tenantmq_codec::{ByteString, TopicError, TopicFilter};
 
 /// Longest display name.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -97,28 +98,10 @@ pub fn acl_topic_filter(value: &str) -> Result<(), ApiError> {
     topic_filter(&substituted).map_err(|reason| invalid(format!("topic_filter: {reason}")))
 }
 
-// NOTE: these rules must agree with `tenantmq_codec::TopicFilter::new` (MQTT-4.7.1); switch
-// to the codec's validator once it is available to this crate.
-fn topic_filter(f: &str) -> Result<(), &'static str> {
-    if f.is_empty() {
-        return Err("must not be empty (MQTT-4.7.3-1)");
-    }
-    if f.len() > MAX_TOPIC_FILTER_BYTES {
-        return Err("longer than 65535 bytes");
-    }
-    if f.contains('\0') {
-        return Err("must not contain NUL (MQTT-1.5.4-2)");
-    }
-    let levels: Vec<&str> = f.split('/').collect();
-    for (i, level) in levels.iter().enumerate() {
-        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err("'#' must be a whole level and the last one (MQTT-4.7.1-1)");
-        }
-        if level.contains('+') && *level != "+" {
-            return Err("'+' must occupy a whole level (MQTT-4.7.1-2)");
-        }
-    }
-    Ok(())
+/// The codec's own filter rules (MQTT-4.7.1), so the API accepts exactly the filters the
+/// engine can enforce.
+fn topic_filter(f: &str) -> Result<(), TopicError> {
+    TopicFilter::new(ByteString::from(f)).map(drop)
 }
 
 #[cfg(test)]
