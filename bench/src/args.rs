@@ -179,9 +179,15 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// The `tenantmq-bench` command line: [`Args`] at the top level.
+/// The `tenantmq-bench` command line: [`Args`] at the top level. A flag given twice takes
+/// its last value, so scripts can append overrides to a common set of flags.
 #[derive(Parser, Debug)]
-#[command(name = "tenantmq-bench", version, about = "MQTT load tool of tenantmq")]
+#[command(
+    name = "tenantmq-bench",
+    version,
+    about = "MQTT load tool of tenantmq",
+    args_override_self = true
+)]
 pub struct Cli {
     /// The run's flags.
     #[command(flatten)]

@@ -152,6 +152,10 @@ async fn phases(
     monitor
         .wait("connecting", |t| t.ready + t.failed >= subs, None)
         .await;
+    let failed = monitor.totals().failed;
+    if failed > 0 {
+        return Err(Abort { failed, total });
+    }
     phase.send_replace(Phase::ConnectOthers);
     monitor
         .wait("connecting", |t| t.ready + t.failed >= total, None)
