@@ -27,11 +27,12 @@ pub async fn keep_cas_current(
     reload(&cache, &list).await;
     let mut tick = tokio::time::interval(CA_REFRESH_INTERVAL);
     tick.tick().await;
+    let mut feed_open = true;
     loop {
         tokio::select! {
             () = shutdown.recv() => return,
             _ = tick.tick() => reload(&cache, &list).await,
-            event = feed.recv() => match event {
+            event = feed.recv(), if feed_open => match event {
                 Ok(inv @ Invalidation::Tenant { kind: ChangeKind::CaCertificate | ChangeKind::Deleted, .. })
                 | Ok(inv @ Invalidation::All) => {
                     // The cache applies the same invalidation from its own subscription; doing
@@ -44,8 +45,10 @@ pub async fn keep_cas_current(
                     cache.invalidate(Invalidation::All);
                     reload(&cache, &list).await;
                 }
-                // Without a feed the interval still refreshes the list.
-                Err(RecvError::Closed) => feed = broadcast::channel(1).1,
+                // Without a feed the interval still refreshes the list. The receiver is not
+                // polled again: a closed one answers `Closed` at once, every time, and the loop
+                // would spin (a fresh receiver whose sender is already dropped does the same).
+                Err(RecvError::Closed) => feed_open = false,
             },
         }
     }
