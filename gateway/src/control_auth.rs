@@ -110,10 +110,22 @@ impl ControlAuthenticator {
         }
     }
 
-    /// The slug an SNI name selects, if it is `<slug>.<base_domain>`.
-    fn sni_slug(&self, sni: &str) -> Option<Slug> {
+    /// The slug an SNI name selects: `Ok(None)` for a name outside the base domain (it names
+    /// no tenant; the username or certificate decides), the slug for `<slug>.<base_domain>`.
+    ///
+    /// # Errors
+    /// A name under the base domain whose first part is not a slug (`x.<base_domain>`,
+    /// `a.b.<base_domain>`) is refused like an invalid slug in a username, not ignored:
+    /// ignoring it would let a device that addressed a tenant name that cannot exist fall
+    /// through to the username's tenant.
+    fn sni_slug(&self, sni: &str) -> Result<Option<Slug>, AuthFailure> {
         let sni = sni.to_ascii_lowercase();
-        Slug::parse(sni.strip_suffix(&self.sni_suffix)?).ok()
+        match sni.strip_suffix(&self.sni_suffix) {
+            None => Ok(None),
+            Some(label) => Slug::parse(label)
+                .map(Some)
+                .map_err(|_| AuthFailure::BadCredentials),
+        }
     }
 
     async fn authenticate_inner(&self, req: &AuthRequest<'_>) -> Result<AuthContext, AuthFailure> {
@@ -128,7 +140,7 @@ impl ControlAuthenticator {
             },
             None => (None, None),
         };
-        let sni_slug = req.sni.and_then(|s| self.sni_slug(s));
+        let sni_slug = req.sni.map(|s| self.sni_slug(s)).transpose()?.flatten();
         if let (Some(a), Some(b)) = (&sni_slug, &user_slug)
             && a != b
         {
