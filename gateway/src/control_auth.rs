@@ -163,10 +163,6 @@ impl ControlAuthenticator {
                 _ => return Err(AuthFailure::BadCredentials),
             },
         };
-        if tenant.status != TenantStatus::Active {
-            return Err(AuthFailure::NotAuthorized);
-        }
-
         let (method, username, credential) = match (&c.password, username, req.client_cert) {
             (Some(password), Some(user), _) => {
                 let identity = self
@@ -198,6 +194,12 @@ impl ControlAuthenticator {
             }
             _ => return Err(AuthFailure::BadCredentials),
         };
+        // Only after the device proved who it is (0x87 means "authenticated but not
+        // allowed"): refusing a suspended tenant before that would tell anyone who guesses a
+        // slug that the tenant exists and is suspended, which unknown slugs never reveal.
+        if tenant.status != TenantStatus::Active {
+            return Err(AuthFailure::NotAuthorized);
+        }
         let acl = self
             .cache
             .acl_rules(tenant.id, credential)
