@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -21,6 +22,7 @@ use tenantmq_control_cache::{CacheConfig, ControlCache};
 use tenantmq_control_store::{ChangeFeed, InProcessFeed, Secret, Store};
 use tenantmq_gateway::auth::{Authenticator, DevAnonymous};
 use tenantmq_gateway::certs::ensure_dev_certificates;
+use tenantmq_gateway::config::DEFAULT_CONNECT_TIMEOUT;
 use tenantmq_gateway::connection::ConnectionContext;
 use tenantmq_gateway::control_auth::ControlAuthenticator;
 use tenantmq_gateway::control_cas::keep_cas_current;
@@ -70,6 +72,15 @@ pub struct Args {
     /// Signup burst per client IP.
     #[arg(long, env = "TENANTMQ_SIGNUP_BURST")]
     signup_burst: Option<u32>,
+    /// Seconds a device has from accept to a complete CONNECT (TLS handshake and WebSocket
+    /// upgrade included); sockets that take longer are closed.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_CONNECT_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+        env = "TENANTMQ_CONNECT_TIMEOUT_SECS"
+    )]
+    connect_timeout_secs: u64,
     /// Also serve anonymous clients of a built-in `dev` tenant over plain TCP and plain
     /// WebSocket (development only).
     #[arg(long)]
@@ -165,7 +176,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Data plane: one worker, the authenticated gateway, and the dev gateway when asked.
     let worker = Worker::new(signal.clone());
     let authenticator = Arc::new(ControlAuthenticator::new(cache, &args.base_domain));
-    let gateway = context(worker.clone(), authenticator);
+    let config = GatewayConfig {
+        connect_timeout: Duration::from_secs(args.connect_timeout_secs),
+        ..GatewayConfig::default()
+    };
+    let gateway = context(worker.clone(), authenticator, config.clone());
     let options = ListenerOptions {
         proxy_protocol: args.proxy_protocol,
     };
@@ -191,6 +206,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let dev = context(
             worker.clone(),
             Arc::new(DevAnonymous::new(DEV_TENANT_ID, Quotas::unlimited())),
+            config,
         );
         let tcp = bind(args.mqtt_listen, "dev plain MQTT").await?;
         let ws = bind(args.ws_listen, "dev plain WebSocket").await?;
@@ -216,9 +232,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn context(link: Arc<dyn Link>, authenticator: Arc<dyn Authenticator>) -> Arc<ConnectionContext> {
+fn context(
+    link: Arc<dyn Link>,
+    authenticator: Arc<dyn Authenticator>,
+    config: GatewayConfig,
+) -> Arc<ConnectionContext> {
     Arc::new(ConnectionContext {
-        config: GatewayConfig::default(),
+        config,
         link,
         authenticator,
         stats: Arc::new(GatewayStats::default()),
