@@ -74,8 +74,12 @@ def start_broker(data_dir: Path) -> Broker:
     endpoints = data_dir / "endpoints.json"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
+            # Every listener on port 0: standalone also serves mqtts, wss and the control API,
+            # and a test may run a second broker beside its module's.
             [str(broker_binary()), "standalone", "--dev-plain",
-             "--mqtt-listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+             "--mqtt-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0",
+             "--mqtts-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0",
+             "--api-listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "NO_COLOR": "1"},
         )
