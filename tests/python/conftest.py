@@ -143,3 +143,31 @@ def fresh_clients(fresh_broker):
 def version(request):
     """Both protocol versions."""
     return request.param
+
+
+# ---- the full standalone (mqtts, wss, control API) of the test_tenants_* modules ----------
+
+@pytest.fixture(scope="module")
+def _module_standalone(tmp_path_factory):
+    from tenants import start_standalone
+
+    s = start_standalone(tmp_path_factory.mktemp("standalone"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def server(_module_standalone):
+    """The module's full standalone (authenticated mqtts and wss, control API), shared by its
+    tests: each test signs up tenants of its own."""
+    yield _module_standalone
+    _module_standalone.check_alive()
+
+
+@pytest.fixture
+def devices(server):
+    from tenants import Devices
+
+    d = Devices(server)
+    yield d
+    d.close_all()
