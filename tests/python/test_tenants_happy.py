@@ -111,11 +111,15 @@ def test_sni_selects_the_tenant(server, devices, version):
     with resolve_localhost():
         by_sni = devices.connected(version, username=cred.username, password=cred.password,
                                    sni=f"{acme.slug}.localhost")
+        over_wss = devices.connected(version, username=cred.username, password=cred.password,
+                                     sni=f"{acme.slug}.localhost", transport="wss")
         # Both forms at once, agreeing, are fine too.
         both = devices.connected(version, cred, sni=f"{acme.slug}.localhost")
     by_sni.publish(f"{topic}/a", b"via-sni", qos=1)
+    over_wss.publish(f"{topic}/w", b"via-sni-wss", qos=1)
     both.publish(f"{topic}/b", b"via-both", qos=1)
     listener.wait_message(f"{topic}/a", b"via-sni")
+    listener.wait_message(f"{topic}/w", b"via-sni-wss")
     listener.wait_message(f"{topic}/b", b"via-both")
 
 
