@@ -110,6 +110,8 @@ async fn subscribe(engine: &mpsc::Sender<ToEngine>, c: &Client, filter: &str) {
         .send(ToEngine::Packets {
             session: c.key,
             data: encode(&sub),
+            over_rate: 0,
+            received_at: tokio::time::Instant::now(),
         })
         .await
         .expect("engine up");
@@ -201,6 +203,8 @@ impl Scenario {
                     .send(ToEngine::Packets {
                         session: *key,
                         data: frame.clone(),
+                        over_rate: 0,
+                        received_at: tokio::time::Instant::now(),
                     })
                     .await
                     .expect("engine up");

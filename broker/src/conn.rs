@@ -73,6 +73,10 @@ pub(crate) struct Conn {
     pub username: Option<String>,
     /// Whether the connection is in the engine's dirty list.
     pub dirty: bool,
+    /// The device's address.
+    pub peer: Option<std::net::SocketAddr>,
+    /// When the connection was accepted, seconds since the Unix epoch.
+    pub connected_at_unix: u64,
 }
 
 /// Outcome of writing a PUBLISH.
@@ -103,6 +107,10 @@ impl Conn {
             acl,
             username: None,
             dirty: false,
+            peer: None,
+            connected_at_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         }
     }
 

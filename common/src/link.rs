@@ -9,6 +9,9 @@
 //!   socket read;
 //! * [`ToEngine::Closed`] — the device side ended, and why.
 //!
+//! [`ToEngine::Control`] carries the control plane's requests about the tenant as a whole
+//! (quota changes, listing and disconnecting clients).
+//!
 //! In the other direction the engine writes encoded packets into the session's [`DeviceTx`],
 //! batched per engine tick, and *drops* it to close the connection once the bytes queued before
 //! are written. In standalone mode these are in-process channels; the cluster link carries the
@@ -20,8 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::auth::AuthContext;
+use crate::quota::Quotas;
 
 /// Capacity, in chunks, of the channel towards one device. The real bound is
 /// [`DeviceTx::queued_bytes`], which the engine checks before queuing more.
@@ -68,6 +73,12 @@ pub enum ToEngine {
         session: SessionKey,
         /// One or more complete packets in wire encoding.
         data: Bytes,
+        /// How many of the *last* PUBLISH packets in `data` arrived beyond the client's rate
+        /// allowance after the gateway had already slowed it down as far as it does; the engine
+        /// refuses them (MQTT 5: 0x96 Message rate too high). Usually 0.
+        over_rate: u32,
+        /// When the gateway read the bytes: the start of the delivery-latency measurement.
+        received_at: Instant,
     },
     /// The device side ended.
     Closed {
@@ -76,6 +87,46 @@ pub enum ToEngine {
         /// Why.
         reason: CloseReason,
     },
+    /// A request from the control plane about the tenant as a whole.
+    Control(EngineControl),
+}
+
+/// Requests to a tenant's engine that come from the control plane, not from a device.
+#[derive(Debug)]
+pub enum EngineControl {
+    /// The tenant's effective quotas changed; they apply to existing sessions too.
+    Quotas(Arc<Quotas>),
+    /// List the connected clients.
+    ListClients(oneshot::Sender<Vec<ClientInfo>>),
+    /// Disconnect a client (MQTT 5: DISCONNECT 0x98 Administrative action); answers whether
+    /// it was connected.
+    Kick {
+        /// The client identifier.
+        client_id: String,
+        /// The answer.
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// A connected client, as listed by [`EngineControl::ListClients`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientInfo {
+    /// Client identifier.
+    pub client_id: String,
+    /// Username (without the `<slug>/` prefix), if any.
+    pub username: Option<String>,
+    /// Protocol level: 4 (3.1.1) or 5.
+    pub protocol_level: u8,
+    /// The device's address.
+    pub peer: Option<SocketAddr>,
+    /// Connection time, seconds since the Unix epoch.
+    pub connected_at_unix: u64,
+    /// Subscriptions held by the session.
+    pub subscriptions: u32,
+    /// QoS 1/2 messages in flight towards the client.
+    pub inflight: u32,
+    /// Messages queued for the client.
+    pub queued: u32,
 }
 
 /// A device session being opened.

@@ -366,7 +366,12 @@ async fn forward(
     if whole > 0 {
         let data = inbuf.split_to(whole).freeze();
         if engine
-            .send(ToEngine::Packets { session, data })
+            .send(ToEngine::Packets {
+                session,
+                data,
+                over_rate: 0,
+                received_at: Instant::now(),
+            })
             .await
             .is_err()
         {

@@ -97,6 +97,7 @@ impl Engine {
             CompiledAcl::compile(&auth.acl, auth.username.as_deref(), &client_id),
         );
         conn.username = auth.username.clone();
+        conn.peer = peer;
         conn.will = will;
         let p = &c.properties;
         if version == ProtocolVersion::V5 {
