@@ -4,8 +4,10 @@
 //! connection: `${username}` and `${clientid}` are substituted and each filter is validated
 //! once, so a PUBLISH costs only filter matches. Semantics (also in `docs/architecture.md`):
 //!
-//! * no applicable rule: everything is allowed;
-//! * otherwise an action needs a matching `allow` rule and no matching `deny` rule;
+//! * rules govern only the actions they name (`publish`, `subscribe`, or `all` for both): an
+//!   action no rule names is allowed (a tenant that restricts publishing keeps subscribing
+//!   open, and the other way round);
+//! * a governed action needs a matching `allow` rule and no matching `deny` rule;
 //! * a SUBSCRIBE filter is allowed when some `allow` filter *covers* it (every topic it can
 //!   match is matched by the allow filter) and no `deny` filter *overlaps* it (no topic is
 //!   matched by both) — checked once at subscribe time, so delivery needs no ACL check.
@@ -36,19 +38,20 @@ enum Rule {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CompiledAcl {
     rules: Vec<Rule>,
-    /// True when no rule applies at all: the fast path of tenants without ACLs.
-    unrestricted: bool,
+    /// Some rule names PUBLISH (or `all`). Taken from the rules as configured, not as
+    /// compiled: an `allow` rule dropped because of an unsafe substituted value still makes
+    /// the action governed — otherwise dropping it would open the action to everything.
+    governs_publish: bool,
+    /// Some rule names SUBSCRIBE (or `all`).
+    governs_subscribe: bool,
 }
 
 impl CompiledAcl {
     /// Compiles `rules` for a connection of `username` with `client_id`.
     pub fn compile(rules: &AclRules, username: Option<&str>, client_id: &str) -> Self {
-        if rules.rules.is_empty() {
-            return Self {
-                rules: Vec::new(),
-                unrestricted: true,
-            };
-        }
+        let governs = |a| rules.rules.iter().any(|r| r.action.covers(a));
+        let governs_publish = governs(AclAction::Publish);
+        let governs_subscribe = governs(AclAction::Subscribe);
         let mut out = Vec::with_capacity(rules.rules.len());
         for r in &rules.rules {
             let allow = r.permission == Permission::Allow;
@@ -66,13 +69,14 @@ impl CompiledAcl {
         }
         Self {
             rules: out,
-            unrestricted: false,
+            governs_publish,
+            governs_subscribe,
         }
     }
 
     /// May the connection publish to `topic`?
     pub fn allows_publish(&self, topic: &TopicName) -> bool {
-        if self.unrestricted {
+        if !self.governs_publish {
             return true;
         }
         let mut allowed = false;
@@ -97,7 +101,7 @@ impl CompiledAcl {
 
     /// May the connection subscribe to `filter` (the filter proper, without `$share/<g>/`)?
     pub fn allows_subscribe(&self, filter: &TopicFilter) -> bool {
-        if self.unrestricted {
+        if !self.governs_subscribe {
             return true;
         }
         let mut allowed = false;
@@ -237,6 +241,41 @@ mod tests {
         assert!(!acl.allows_subscribe(&filter("broadcast/#")));
         assert!(!acl.allows_subscribe(&filter("#")));
         assert!(!acl.allows_subscribe(&filter("devices/+/temp")));
+    }
+
+    #[test]
+    fn rules_govern_only_the_actions_they_name() {
+        let rules = AclRules {
+            rules: vec![rule(AclAction::Publish, "devices/${username}/#", true)],
+        };
+        let acl = CompiledAcl::compile(&rules, Some("alice"), "c");
+        assert!(acl.allows_publish(&name("devices/alice/t")));
+        assert!(!acl.allows_publish(&name("devices/bob/t")));
+        assert!(
+            acl.allows_subscribe(&filter("#")),
+            "no rule names subscribe"
+        );
+        let rules = AclRules {
+            rules: vec![rule(AclAction::Subscribe, "alerts/#", true)],
+        };
+        let acl = CompiledAcl::compile(&rules, None, "c");
+        assert!(
+            acl.allows_publish(&name("anything")),
+            "no rule names publish"
+        );
+        assert!(!acl.allows_subscribe(&filter("other/#")));
+    }
+
+    #[test]
+    fn a_dropped_allow_rule_still_governs_its_action() {
+        // The only publish rule cannot be compiled for client id "+": publishing must be
+        // refused, not opened up.
+        let rules = AclRules {
+            rules: vec![rule(AclAction::Publish, "devices/${clientid}/#", true)],
+        };
+        let acl = CompiledAcl::compile(&rules, None, "+");
+        assert!(!acl.allows_publish(&name("devices/victim/x")));
+        assert!(!acl.allows_publish(&name("anything")));
     }
 
     #[test]

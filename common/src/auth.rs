@@ -53,9 +53,9 @@ pub struct AclRule {
 
 /// The rules that apply to one device: the tenant-wide rules plus those of its credential.
 ///
-/// Semantics (documented in `docs/architecture.md`): with no applicable rule everything is
-/// allowed; once at least one rule applies, access needs a matching `allow` and no matching
-/// `deny`.
+/// Semantics (documented in `docs/architecture.md`): rules govern only the actions they name
+/// (`All` names both); an action no rule names is allowed; a governed action needs a matching
+/// `allow` and no matching `deny`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclRules {
     /// The rules, in creation order.
