@@ -6,10 +6,10 @@
 //! buffer and decode every whole packet in it with the codec (frames are slices of the buffer,
 //! nothing is copied or allocated); let the [`Role`] append what it wants to send — a
 //! publisher encodes up to [`WRITE_BATCH_BYTES`] of PUBLISH packets at once — and write the
-//! buffer with one `write` call. Each round reads the clock once; that reading is the receive
-//! time of every message decoded in the round and the send time of every message encoded in
-//! it (at max rate), which costs a few microseconds of precision at most and saves a clock
-//! read per message.
+//! buffer with one `write` call. The clock is read once per read and once per batch: that
+//! reading is the receive time of every message the read brought in and the send time of
+//! every message of the batch (at max rate), which costs a few microseconds of precision at
+//! most and saves a clock read per message.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -59,10 +59,12 @@ pub(crate) trait Role {
         version: ProtocolVersion,
     ) -> Result<(), ConnError>;
 
-    /// Appends the packets due at `now` to `out`; true if it appended any.
+    /// Appends the packets due now to `out`; true if it appended any. `can_write` is false
+    /// while the write buffer is over [`WRITE_LOW_WATER`]: the broker is not reading fast
+    /// enough, and the role must only take note that it is held back.
     fn produce(
         &mut self,
-        _now: Instant,
+        _can_write: bool,
         _out: &mut BytesMut,
         _version: ProtocolVersion,
     ) -> Result<bool, ConnError> {
@@ -306,7 +308,8 @@ impl Conn {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(ConnError::Closed)),
                 Poll::Ready(Ok(_)) => {
                     busy = true;
-                    if let Err(e) = self.handle_packets(role, now) {
+                    // The receive time of everything this read brought in.
+                    if let Err(e) = self.handle_packets(role, Instant::now()) {
                         return Poll::Ready(Err(e));
                     }
                 }
@@ -314,11 +317,10 @@ impl Conn {
                 Poll::Pending => {}
             }
 
-            if self.wbuf.len() < WRITE_LOW_WATER {
-                match role.produce(now, &mut self.wbuf, self.version) {
-                    Ok(produced) => busy |= produced,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
+            let can_write = self.wbuf.len() < WRITE_LOW_WATER;
+            match role.produce(can_write, &mut self.wbuf, self.version) {
+                Ok(produced) => busy |= produced,
+                Err(e) => return Poll::Ready(Err(e)),
             }
             if let Some(every) = self.ping_every
                 && self.wbuf.is_empty()

@@ -59,9 +59,14 @@
 //! [`payload`]). Subscribers track sequence numbers per publisher ([`tracker`]): after the
 //! run drains, *lost* is what was published minus what arrived, *duplicates* what arrived
 //! twice. Rates and latencies cover only the window after the warm-up; latency is receive
-//! time minus send time, where at a fixed rate the send time is when the message was due
-//! (no coordinated omission) and at max rate the one clock reading of its batch. At QoS 0
-//! losses are reported, not failures. With `--broker-pid`, CPU time and RSS are read from
+//! time minus send time. At max rate the send time is the one clock reading of the message's
+//! batch, and latency includes the time messages queue in socket buffers (a broker that reads
+//! faster than it delivers builds seconds of backlog): use `--rate` for latency figures. At a
+//! fixed rate the send time is the time the message was due whenever the broker held the
+//! publisher back (full in-flight window, or not reading), so stalls are charged in full (no
+//! coordinated omission), and otherwise the time it was encoded, which keeps the tool's 1 ms
+//! timer resolution out of the figures (see `publisher.rs`). At QoS 0 losses are reported,
+//! not failures. With `--broker-pid`, CPU time and RSS are read from
 //! `/proc` before connecting, once all connections are open, and at both edges of the
 //! window ([`broker_stats`]).
 //!
@@ -78,12 +83,16 @@
 //!   `opened_per_sec`, `connect_us` and `connack_us` (percentile objects)
 //! * `messages` (null for `conns`): `published`, `published_in_window`, `expected`,
 //!   `delivered`, `delivered_in_window`, `lost`, `duplicates`, `foreign`,
-//!   `published_per_sec`, `delivered_per_sec`
+//!   `published_per_sec`, `delivered_per_sec`, `drain_end` (`"complete"`: all arrived;
+//!   `"quiet"`: nothing more arrived for 1 s; `"timeout"`: `--drain` ran out while messages
+//!   were still arriving, so `lost` may count late ones)
 //! * `latency_us` (null for `conns`): a percentile object
 //! * `broker` (null without `--broker-pid`): `pids`, `cpu_secs`, `cpu_cores`,
 //!   `connect_cpu_secs`, `connects_per_cpu_sec`, `msgs_per_cpu_sec` (null for `conns`),
 //!   `rss_baseline_bytes`, `rss_start_bytes`, `rss_end_bytes`, `rss_delta_bytes`,
 //!   `rss_bytes_per_connection` (`conns` only)
+//! * `load_tool` (null if `/proc/self` is unreadable): `cpu_secs`, `cpu_cores`, `rss_bytes` of
+//!   the tool's process over the window — check that the tool was not the bottleneck
 //! * `failures`: strings, empty when the run passed; `errors`: the first connection errors
 //!
 //! A percentile object is `{count, min, mean, p50, p90, p99, p999, max}`.

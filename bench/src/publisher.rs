@@ -1,12 +1,21 @@
 //! The publisher role: stamps and encodes PUBLISH packets in batches, at a fixed rate or as
 //! fast as the broker reads, keeping at most a window of QoS 1/2 messages unacknowledged.
 //!
-//! At a fixed rate, message n of a publisher is due at `start + offset + n × interval`
-//! (the offset spreads the publishers over one interval) and carries that instant as its send
-//! time, whenever it actually goes out: a stalled broker or a full in-flight window then shows
-//! as latency instead of silently lowering the rate (no coordinated omission). At max rate the
-//! publisher encodes up to [`WRITE_BATCH_BYTES`] per wake-up, all stamped with the one clock
-//! reading of that round.
+//! At max rate the publisher encodes up to [`WRITE_BATCH_BYTES`] per batch, all stamped with
+//! the one clock reading of the batch.
+//!
+//! At a fixed rate, message n of a publisher is due at `start + offset + n × interval` (the
+//! offset spreads the publishers over one interval). Its stamp is chosen so that latency
+//! measures the broker, not the tool, and never hides the broker's stalls (no coordinated
+//! omission):
+//! * while the broker holds the publisher back — its in-flight window is full, or it does not
+//!   read what was written — every message that falls due carries its *due* time, so the
+//!   wait is charged to the broker in full, until the backlog is sent;
+//! * otherwise a message carries the time it is encoded, a little after its due time: the
+//!   difference is the tool's timer resolution (1 ms in tokio) and thread scheduling, which
+//!   would otherwise add up to a millisecond to every latency.
+//!
+//! Either way the rate holds: the schedule, not the send times, decides what is due.
 
 use std::time::Instant;
 
@@ -34,6 +43,9 @@ pub(crate) struct Publisher<'a> {
     times: Option<Times>,
     /// Fixed rate: due time of message 0 and the interval, ns since the epoch.
     schedule: Option<(u64, u64)>,
+    /// Fixed rate: due time of the first message the broker held back, while the backlog
+    /// lasts.
+    blocked_since: Option<u64>,
     stopping: bool,
     inflight: Option<InFlight>,
     /// Most messages in flight: `--inflight`, capped by the broker's Receive Maximum.
@@ -62,6 +74,7 @@ impl<'a> Publisher<'a> {
             seq: 0,
             times: None,
             schedule: None,
+            blocked_since: None,
             stopping: false,
             inflight: (p.qos != QoS::AtMostOnce).then(InFlight::new),
             window: u32::from(p.inflight.min(receive_maximum)),
@@ -70,6 +83,12 @@ impl<'a> Publisher<'a> {
             published_in_window: 0,
             drained: false,
         }
+    }
+
+    /// When message `seq` is due at a fixed rate, in ns since the epoch.
+    fn due(&self, seq: u32) -> Option<u64> {
+        let (first, interval) = self.schedule?;
+        Some(first.saturating_add(u64::from(seq).saturating_mul(interval)))
     }
 
     fn room(&self) -> u32 {
@@ -123,7 +142,7 @@ impl Role for Publisher<'_> {
 
     fn produce(
         &mut self,
-        now: Instant,
+        can_write: bool,
         out: &mut BytesMut,
         version: ProtocolVersion,
     ) -> Result<bool, ConnError> {
@@ -133,20 +152,30 @@ impl Role for Publisher<'_> {
         if self.stopping {
             return Ok(false);
         }
-        let mut room = self.room();
-        let now_ns = nanos(now.saturating_duration_since(self.state.params.epoch));
+        // One clock reading per batch.
+        let now_ns = nanos(self.state.params.epoch.elapsed());
+        let mut room = if can_write { self.room() } else { 0 };
+        if room == 0 {
+            if let Some(due) = self.due(self.seq)
+                && due <= now_ns
+            {
+                // The broker holds us back (window full, or not reading): from here on,
+                // messages carry their due time until the backlog is sent.
+                self.blocked_since.get_or_insert(due);
+            }
+            return Ok(false);
+        }
         let start_len = out.len();
         let mut sent = 0u64;
         while room > 0 && out.len() - start_len < WRITE_BATCH_BYTES {
-            let sent_ns = match self.schedule {
+            let sent_ns = match self.due(self.seq) {
                 None => now_ns,
-                Some((first, interval)) => {
-                    let due = first.saturating_add(u64::from(self.seq).saturating_mul(interval));
-                    if due > now_ns {
-                        break;
-                    }
-                    due
+                Some(due) if due > now_ns => {
+                    self.blocked_since = None;
+                    break;
                 }
+                Some(due) if self.blocked_since.is_some() => due,
+                Some(_) => now_ns,
             };
             Stamp {
                 publisher: self.publisher,
@@ -182,11 +211,10 @@ impl Role for Publisher<'_> {
     }
 
     fn next_due(&self) -> Option<std::time::Instant> {
-        let (first, interval) = self.schedule?;
         if self.stopping || self.room() == 0 {
             return None;
         }
-        let due = first.saturating_add(u64::from(self.seq).saturating_mul(interval));
+        let due = self.due(self.seq)?;
         Some(self.state.params.epoch + std::time::Duration::from_nanos(due))
     }
 

@@ -33,6 +33,9 @@ pub struct Report {
     pub latency_us: Option<Percentiles>,
     /// Broker cost; `None` without `--broker-pid`.
     pub broker: Option<Broker>,
+    /// What the process running the tool spent in the window, to check that the tool was
+    /// not the bottleneck.
+    pub load_tool: Option<LoadTool>,
     /// Why the run counts as failed (empty when it does not): connections that could not be
     /// opened or were lost, QoS 1/2 messages lost, QoS 2 messages duplicated, nothing
     /// delivered.
@@ -113,6 +116,31 @@ pub struct Messages {
     pub published_per_sec: f64,
     /// `delivered_in_window / window_secs`: the throughput figure.
     pub delivered_per_sec: f64,
+    /// How draining ended.
+    pub drain_end: DrainEnd,
+}
+
+/// How the wait for in-flight messages after the window ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainEnd {
+    /// Every expected message arrived and every publisher had its acknowledgements.
+    Complete,
+    /// Nothing arrived for a second: what is missing is lost.
+    Quiet,
+    /// `--drain` passed while messages were still arriving: `lost` may include late ones.
+    Timeout,
+}
+
+/// The load tool's own cost over the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadTool {
+    /// CPU seconds of the tool's process.
+    pub cpu_secs: f64,
+    /// `cpu_secs / window_secs`.
+    pub cpu_cores: f64,
+    /// Resident memory at the end of the window, bytes.
+    pub rss_bytes: u64,
 }
 
 /// Broker cost, from `/proc` of the `--broker-pid` processes (summed).
@@ -269,6 +297,14 @@ impl Report {
                 }
             );
         }
+        if let Some(m) = &self.messages
+            && m.drain_end == DrainEnd::Timeout
+        {
+            let _ = writeln!(
+                out,
+                "             (messages were still arriving when --drain ran out: some of the lost may be late)"
+            );
+        }
         if let Some(l) = &self.latency_us {
             let _ = writeln!(out, "latency      {}", l.line());
         }
@@ -304,6 +340,16 @@ impl Report {
                         ", {} bytes per connection",
                         thousands(p.round().max(0.0) as u64)
                     ))
+            );
+        }
+        if let Some(t) = &self.load_tool {
+            let _ = writeln!(
+                out,
+                "load tool    {:.2} CPU-s in the window ({:.2} cores), {} RSS; run took {:.1} s",
+                t.cpu_secs,
+                t.cpu_cores,
+                mib(t.rss_bytes),
+                self.elapsed_secs
             );
         }
         for e in &self.errors {

@@ -15,7 +15,9 @@ use tokio::sync::{oneshot, watch};
 use crate::args::{Args, Scenario};
 use crate::broker_stats::{ProcSample, sample_all};
 use crate::plan::{self, Plan};
-use crate::report::{Broker, Connections, Messages, Percentiles, Report, Settings, thousands};
+use crate::report::{
+    Broker, Connections, DrainEnd, LoadTool, Messages, Percentiles, Report, Settings, thousands,
+};
 use crate::shard::{self, Phase, Progress, ShardResults, Times, nanos};
 use crate::{BenchError, shard::histogram};
 
@@ -119,6 +121,10 @@ struct Samples {
     window_end: Option<ProcSample>,
     window_secs: f64,
     broker_error: Option<String>,
+    /// This process at the edges of the window.
+    tool_start: Option<ProcSample>,
+    tool_end: Option<ProcSample>,
+    drain_end: Option<DrainEnd>,
 }
 
 async fn phases(
@@ -137,7 +143,11 @@ async fn phases(
         window_end: None,
         window_secs: args.duration.as_secs_f64(),
         broker_error: None,
+        tool_start: None,
+        tool_end: None,
+        drain_end: None,
     };
+    let me = std::process::id();
     let sample = |s: &mut Samples| match broker_sample(pids) {
         Ok(v) => v,
         Err(e) => {
@@ -165,10 +175,12 @@ async fn phases(
     if args.scenario == Scenario::Conns {
         let hold_start = Instant::now();
         samples.window_start = samples.connected;
+        samples.tool_start = crate::broker_stats::sample(me).ok();
         monitor
             .wait("holding", |_| false, Some(hold_start + args.duration))
             .await;
         samples.window_end = sample(&mut samples);
+        samples.tool_end = crate::broker_stats::sample(me).ok();
         samples.window_secs = hold_start.elapsed().as_secs_f64();
         return Ok(samples);
     }
@@ -191,8 +203,10 @@ async fn phases(
     }));
     monitor.wait("warm-up", |_| false, Some(window_start)).await;
     samples.window_start = sample(&mut samples);
+    samples.tool_start = crate::broker_stats::sample(me).ok();
     monitor.wait("measuring", |_| false, Some(window_end)).await;
     samples.window_end = sample(&mut samples);
+    samples.tool_end = crate::broker_stats::sample(me).ok();
 
     phase.send_replace(Phase::Stop);
     let publishers = u64::from(plan.publishers);
@@ -200,20 +214,26 @@ async fn phases(
     let mut last_delivered = monitor.totals().delivered;
     let mut quiet_since = Instant::now();
     let drain_end = Instant::now() + args.drain;
+    let mut end = DrainEnd::Timeout;
     monitor
         .wait(
             "draining",
-            move |t| {
+            |t| {
                 if t.delivered != last_delivered {
                     last_delivered = t.delivered;
                     quiet_since = Instant::now();
                 }
-                let complete = t.delivered_unique >= t.published * fan && t.drained >= publishers;
-                complete || quiet_since.elapsed() >= DRAIN_QUIET
+                if t.delivered_unique >= t.published * fan && t.drained >= publishers {
+                    end = DrainEnd::Complete;
+                } else if quiet_since.elapsed() >= DRAIN_QUIET {
+                    end = DrainEnd::Quiet;
+                }
+                end != DrainEnd::Timeout
             },
             Some(drain_end),
         )
         .await;
+    samples.drain_end = Some(end);
     Ok(samples)
 }
 
@@ -338,6 +358,7 @@ fn build_report(
         foreign: 0,
         published_per_sec: 0.0,
         delivered_per_sec: 0.0,
+        drain_end: samples.drain_end.unwrap_or(DrainEnd::Timeout),
     };
     let add = |into: &mut hdrhistogram::Histogram<u64>, from| {
         into.add(from)
@@ -478,6 +499,17 @@ fn build_report(
         latency_us: (!conns).then(|| Percentiles::of(&latency)),
         messages: (!conns).then_some(m),
         broker,
+        load_tool: match (samples.tool_start, samples.tool_end) {
+            (Some(a), Some(b)) => {
+                let cpu = b.cpu_seconds() - a.cpu_seconds();
+                Some(LoadTool {
+                    cpu_secs: cpu,
+                    cpu_cores: cpu / window,
+                    rss_bytes: b.rss_bytes,
+                })
+            }
+            _ => None,
+        },
         failures,
         errors,
     })
