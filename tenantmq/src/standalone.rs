@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080", env = "TENANTMQ_API_LISTEN")]
     api_listen: SocketAddr,
     /// Tenants are reachable by SNI as `<slug>.<base-domain>`.
-    #[arg(long, default_value = "localhost", env = "TENANTMQ_BASE_DOMAIN")]
+    #[arg(long, default_value = "mqtt.localhost", env = "TENANTMQ_BASE_DOMAIN")]
     base_domain: String,
     /// Server certificate (PEM); generated under `<data-dir>/certs` when not given.
     #[arg(long, requires = "tls_key", env = "TENANTMQ_TLS_CERT")]

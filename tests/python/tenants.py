@@ -17,14 +17,13 @@ here binds a source address of its own (:func:`next_source`) unless a test picks
 that are refused on purpose never use up each other's allowance, and the rate-limit test can
 show that the limit is per source.
 
-**SNI names.** `<slug>.localhost` does not resolve on every machine. :func:`resolve_localhost`
-patches `socket.getaddrinfo` in this process so that `*.localhost` maps to 127.0.0.1: paho then
-connects to 127.0.0.1 while sending the SNI name. The generated certificate's `*.localhost`
-cannot be checked against such a name by OpenSSL-based clients (Python's `ssl`, mosquitto): a
-wildcard directly above a single-label name is refused, as for `*.com` (RFC 6125 section
-7.2). So for names of two labels (:func:`hostname_checkable`) the chain is still verified
-against the standalone CA but the host name is not; with a base domain of two labels or more
-(`--base-domain mqtt.localhost`, `*.mqtt.localhost`) it is checked as well.
+**SNI names.** `<slug>.mqtt.localhost` (the default base domain is `mqtt.localhost`) does
+not resolve on every machine. :func:`resolve_localhost` patches `socket.getaddrinfo` in this
+process so that `*.localhost` maps to 127.0.0.1: paho then connects to 127.0.0.1 while sending
+the SNI name. OpenSSL-based clients refuse a wildcard directly above a single-label name (as
+for `*.com`, RFC 6125 section 7.2), so for names of two labels (:func:`hostname_checkable`,
+used by attack probes like `<slug>.localhost`) only the chain is verified; names under the
+base domain are checked fully.
 """
 
 from __future__ import annotations

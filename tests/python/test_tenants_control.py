@@ -149,5 +149,5 @@ def test_suspension_also_refuses_wss_and_sni(server, devices):
     d = devices.new(V5, cred, transport="wss")
     assert d.connect(expect_success=False).reason_code == V5_NOT_AUTHORIZED
     with resolve_localhost():
-        r = probe(server, V5, cred.username, cred.password, sni=f"{t.slug}.localhost")
+        r = probe(server, V5, cred.username, cred.password, sni=f"{t.slug}.mqtt.localhost")
     assert r.code == V5_NOT_AUTHORIZED

@@ -7,10 +7,8 @@ Tenant selection is exercised in both forms: the username `<slug>/<username>` (e
 here), and the SNI name `<slug>.<base domain>` with a bare username (`test_sni_*`). For the
 SNI tests `*.localhost` is resolved to 127.0.0.1 inside this process
 (`tenants.resolve_localhost`): the machine's resolver may not know those names, and the client
-must still send the name as SNI. With the default base domain `localhost` the certificate's
-`*.localhost` cannot be matched by OpenSSL clients (a wildcard above a single label), so those
-tests verify the chain but not the host name; `test_sni_under_a_two_label_base_domain` runs
-its own standalone with `--base-domain mqtt.localhost`, where the name is checked too.
+must still send the name as SNI. The default base domain is `mqtt.localhost`, so the
+certificate's `*.mqtt.localhost` is checked fully by OpenSSL clients.
 """
 
 from __future__ import annotations
@@ -110,11 +108,11 @@ def test_sni_selects_the_tenant(server, devices, version):
     listener.subscribe(f"{topic}/#", qos=1)
     with resolve_localhost():
         by_sni = devices.connected(version, username=cred.username, password=cred.password,
-                                   sni=f"{acme.slug}.localhost")
+                                   sni=f"{acme.slug}.mqtt.localhost")
         over_wss = devices.connected(version, username=cred.username, password=cred.password,
-                                     sni=f"{acme.slug}.localhost", transport="wss")
+                                     sni=f"{acme.slug}.mqtt.localhost", transport="wss")
         # Both forms at once, agreeing, are fine too.
-        both = devices.connected(version, cred, sni=f"{acme.slug}.localhost")
+        both = devices.connected(version, cred, sni=f"{acme.slug}.mqtt.localhost")
     by_sni.publish(f"{topic}/a", b"via-sni", qos=1)
     over_wss.publish(f"{topic}/w", b"via-sni-wss", qos=1)
     both.publish(f"{topic}/b", b"via-both", qos=1)
@@ -129,22 +127,22 @@ def test_sni_name_is_matched_case_insensitively(server, version):
     cred = t.credential()
     with resolve_localhost():
         r = probe(server, version, cred.username, cred.password,
-                  sni=f"{t.slug.upper()}.LocalHost")
+                  sni=f"{t.slug.upper()}.MQTT.LocalHost")
     assert r.code == 0, r
 
 
-def test_sni_under_a_two_label_base_domain(tmp_path):
-    """`--base-domain mqtt.localhost`: the certificate names `*.mqtt.localhost`, so a client
-    checks `<slug>.mqtt.localhost` fully; that name selects the tenant, and `<slug>.localhost`
-    (outside the base domain) selects nothing."""
-    s = start_standalone(tmp_path / "standalone", "--base-domain", "mqtt.localhost")
+def test_sni_under_an_explicit_base_domain(tmp_path):
+    """`--base-domain sensors.localhost`: the certificate names `*.sensors.localhost`, so a
+    client checks `<slug>.sensors.localhost` fully; that name selects the tenant, and
+    `<slug>.localhost` (outside the base domain) selects nothing."""
+    s = start_standalone(tmp_path / "standalone", "--base-domain", "sensors.localhost")
     clients = []
     try:
         t = s.tenant("acme")
         cred = t.credential()
         with resolve_localhost():
             for version in (V311, V5):
-                name = f"{t.slug}.mqtt.localhost"
+                name = f"{t.slug}.sensors.localhost"
                 d = Device(s, version, username=cred.username, password=cred.password, sni=name)
                 clients.append(d)
                 d.connect()

@@ -37,21 +37,21 @@ def test_sni_of_one_tenant_with_username_of_another(server, version):
     a, b = server.tenant("sni-a"), server.tenant("sni-b")
     a_cred, b_cred = a.credential(), b.credential()
     assert probe(server, version, b_cred.login, b_cred.password,
-                 sni=f"{a.slug}.localhost").code == bad_credentials(version)
+                 sni=f"{a.slug}.mqtt.localhost").code == bad_credentials(version)
     assert probe(server, version, a_cred.login, a_cred.password,
-                 sni=f"{b.slug}.localhost").code == bad_credentials(version)
+                 sni=f"{b.slug}.mqtt.localhost").code == bad_credentials(version)
     # Even when B holds a credential with exactly A's username and password (devices shipped
     # with a default password): the username's `b/` must not be overridden by A's SNI.
     b.credential(a_cred.username, a_cred.password)
     assert probe(server, version, f"{b.slug}/{a_cred.username}", a_cred.password,
-                 sni=f"{a.slug}.localhost").code == bad_credentials(version)
+                 sni=f"{a.slug}.mqtt.localhost").code == bad_credentials(version)
     assert probe(server, version, f"{a.slug}/{a_cred.username}", a_cred.password,
-                 sni=f"{b.slug}.localhost").code == bad_credentials(version)
+                 sni=f"{b.slug}.mqtt.localhost").code == bad_credentials(version)
     # Controls: each credential with its own tenant's SNI, in both username forms.
     assert probe(server, version, b_cred.login, b_cred.password,
-                 sni=f"{b.slug}.localhost").code == 0
+                 sni=f"{b.slug}.mqtt.localhost").code == 0
     assert probe(server, version, b_cred.username, b_cred.password,
-                 sni=f"{b.slug}.localhost").code == 0
+                 sni=f"{b.slug}.mqtt.localhost").code == 0
 
 
 def test_credential_of_one_tenant_under_another_slug(server, version):
@@ -66,7 +66,7 @@ def test_credential_of_one_tenant_under_another_slug(server, version):
                  a_cred.password).code == bad_credentials(version)
     # By SNI too: B's name, A's bare username and password.
     assert probe(server, version, a_cred.username, a_cred.password,
-                 sni=f"{b.slug}.localhost").code == bad_credentials(version)
+                 sni=f"{b.slug}.mqtt.localhost").code == bad_credentials(version)
     assert probe(server, version, a_cred.login, a_cred.password).code == 0
 
 
@@ -80,7 +80,7 @@ def test_unknown_slug_is_answered_like_a_bad_password(server, version):
     unknown_slug = probe(server, version, f"no-such-{t.slug}/{cred.username}",
                          cred.password).code
     unknown_sni = probe(server, version, cred.username, cred.password,
-                        sni=f"no-such-{t.slug}.localhost").code
+                        sni=f"no-such-{t.slug}.mqtt.localhost").code
     assert wrong_password == bad_credentials(version)
     assert unknown_user == unknown_slug == unknown_sni == wrong_password
     # A slug that cannot exist (bad characters) too.
@@ -96,7 +96,7 @@ def test_missing_or_empty_credentials_are_refused(server, version):
     # No username, no password, no SNI, no certificate: no tenant at all.
     assert probe(server, version).code == refused
     # The tenant chosen by SNI, but nothing to authenticate with.
-    assert probe(server, version, sni=f"{t.slug}.localhost").code == refused
+    assert probe(server, version, sni=f"{t.slug}.mqtt.localhost").code == refused
     # A username without its password, and with an empty one.
     assert probe(server, version, cred.login).code == refused
     assert probe(server, version, cred.login, "").code == refused
@@ -113,7 +113,7 @@ def test_sni_outside_the_base_domain_selects_no_tenant(server, version):
     the bare username then selects nothing."""
     t = server.tenant("suffix")
     cred = t.credential()
-    for name in (f"{t.slug}.localhost.evil.localhost", f"x{t.slug}.localhost",
+    for name in (f"{t.slug}.localhost.evil.localhost", f"x{t.slug}.mqtt.localhost",
                  f"{t.slug}x.localhost"):
         r = probe(server, version, cred.username, cred.password, sni=name, check_name=False)
         assert r.code == bad_credentials(version), (name, r)

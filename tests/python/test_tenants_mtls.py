@@ -47,7 +47,7 @@ def test_certificate_authenticates_the_device_as_its_cn(server, devices, version
     assert body["subject"] and body["fingerprint_sha256"]
     meter = ca.issue("meter-7")
     # SNI, `<slug>/<anything>` and the certificate alone all select A; no password anywhere.
-    for kwargs in ({"sni": f"{a.slug}.localhost"}, {"username": f"{a.slug}/ignored"}, {}):
+    for kwargs in ({"sni": f"{a.slug}.mqtt.localhost"}, {"username": f"{a.slug}/ignored"}, {}):
         r = poll(lambda: probe(server, version, cert=meter, **kwargs).code == 0 or None,
                  f"certificate login with {kwargs}")
         assert r
@@ -59,7 +59,7 @@ def test_certificate_authenticates_the_device_as_its_cn(server, devices, version
     topic = unique("meters")
     watcher = devices.connected(version, cred)
     watcher.subscribe("meters/#", qos=1)
-    device = devices.connected(V5, cert=meter, sni=f"{a.slug}.localhost")
+    device = devices.connected(V5, cert=meter, sni=f"{a.slug}.mqtt.localhost")
     assert device.publish("meters/meter-7/kwh", b"42", qos=1) in (0, 0x10)
     assert device.publish(f"meters/other/{topic}", b"no", qos=1) == 0x87
     watcher.wait_message("meters/meter-7/kwh", b"42")
@@ -74,10 +74,10 @@ def test_certificate_of_one_tenant_presented_to_another(server, version, ca_dir)
     b_ca = make_ca(ca_dir, "b-ca")
     registered(server, b, b_ca)
     cert = ca.issue("dev-1")
-    poll(lambda: probe(server, version, cert=cert, sni=f"{a.slug}.localhost").code == 0,
+    poll(lambda: probe(server, version, cert=cert, sni=f"{a.slug}.mqtt.localhost").code == 0,
          "A's device accepted by A")
     refused = bad_credentials(version)
-    assert probe(server, version, cert=cert, sni=f"{b.slug}.localhost").code == refused
+    assert probe(server, version, cert=cert, sni=f"{b.slug}.mqtt.localhost").code == refused
     assert probe(server, version, f"{b.slug}/x", cert=cert).code == refused
     # Not with one of B's passwords either: the certificate's tenant must match.
     b_cred = b.credential()
@@ -89,7 +89,7 @@ def test_certificate_from_an_unregistered_ca_fails_the_handshake(server, version
     a = server.tenant("mtls-u")
     registered(server, a, make_ca(ca_dir, "registered"))
     stranger = make_ca(ca_dir, "stranger").issue("dev-x")
-    r = probe(server, version, cert=stranger, sni=f"{a.slug}.localhost")
+    r = probe(server, version, cert=stranger, sni=f"{a.slug}.mqtt.localhost")
     assert r.code is None, f"an unknown CA's certificate got a CONNACK: {r}"
     # Even with a valid password: the handshake itself is refused.
     cred = a.credential()
@@ -103,16 +103,16 @@ def test_deleting_the_ca_locks_its_devices_out_within_2s(server, version, ca_dir
     ca = make_ca(ca_dir, "short-lived")
     body = registered(server, a, ca)
     cert = ca.issue("dev-2")
-    poll(lambda: probe(server, version, cert=cert, sni=f"{a.slug}.localhost").code == 0,
+    poll(lambda: probe(server, version, cert=cert, sni=f"{a.slug}.mqtt.localhost").code == 0,
          "accepted before the delete")
     server.api.delete_ca(a.api_key, body["id"])
     start = time.monotonic()
-    poll(lambda: probe(server, version, cert=cert, sni=f"{a.slug}.localhost").code != 0,
+    poll(lambda: probe(server, version, cert=cert, sni=f"{a.slug}.mqtt.localhost").code != 0,
          "refused after the CA was deleted", timeout=PROPAGATION)
     elapsed = time.monotonic() - start
     assert elapsed <= PROPAGATION
     # Stays refused (not a fluke of one connection).
-    assert probe(server, version, cert=cert, sni=f"{a.slug}.localhost").code != 0
+    assert probe(server, version, cert=cert, sni=f"{a.slug}.mqtt.localhost").code != 0
 
 
 def test_ca_registered_by_two_tenants_selects_neither_on_its_own(server, version, ca_dir):
@@ -127,4 +127,4 @@ def test_ca_registered_by_two_tenants_selects_neither_on_its_own(server, version
     registered(server, b, ca)
     poll(lambda: probe(server, version, cert=cert).code == bad_credentials(version),
          "certificate alone refused once two tenants registered the CA")
-    assert probe(server, version, cert=cert, sni=f"{a.slug}.localhost").code == 0
+    assert probe(server, version, cert=cert, sni=f"{a.slug}.mqtt.localhost").code == 0
