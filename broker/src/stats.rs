@@ -1,6 +1,9 @@
 //! Counters of one engine. Plain integers: the engine is single-owner, so counting costs an
-//! add. Exported per tenant as usage records (later: metrics and `$SYS`), never as unbounded
-//! metric labels.
+//! add. Every `USAGE_TICK` the engine hands what changed to the process's `UsageRecorder`
+//! (per-tenant usage records and tenant-less metrics) and every `$SYS` interval publishes them
+//! to its own tenant; never as unbounded metric labels.
+
+use tenantmq_common::usage::Rejections;
 
 /// What an engine has done since it started.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -25,4 +28,6 @@ pub struct EngineStats {
     pub acl_denied: u64,
     /// Connections closed for a protocol violation.
     pub protocol_errors: u64,
+    /// Refusals by a limit, by reason: count with `rejections.add(RejectReason::…)`.
+    pub rejections: Rejections,
 }
