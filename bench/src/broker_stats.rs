@@ -79,6 +79,22 @@ pub fn parse_status_rss(status: &str) -> Option<u64> {
     }
 }
 
+/// The soft limit on open files of this process (`ulimit -n`), from `/proc/self/limits`;
+/// `None` if unreadable or unlimited.
+pub fn open_files_limit() -> Option<u64> {
+    parse_open_files_limit(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+/// The soft limit of the `Max open files` line of a `/proc/<pid>/limits` file.
+pub fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +113,19 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t   5120 kB\nThreads:\t3\n";
         assert_eq!(parse_status_rss(status), Some(5120 * 1024));
         assert_eq!(parse_status_rss("Name:\tkthread\n"), None);
+    }
+
+    #[test]
+    fn parses_open_files_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max processes             95000                95000                processes\n\
+                      Max open files            20000                40000                files\n";
+        assert_eq!(parse_open_files_limit(limits), Some(20_000));
+        assert_eq!(
+            parse_open_files_limit("Max open files  unlimited  unlimited  files\n"),
+            None
+        );
+        assert!(open_files_limit().is_some());
     }
 
     #[test]

@@ -47,6 +47,10 @@
 //! | `--json` | off | print the report as JSON on standard output |
 //! | `--quiet`/`-q` | off | no progress lines on standard error |
 //!
+//! More than ~28,000 connections to one broker port need `--source-ips` (each local address
+//! has its own ephemeral ports), and more open files than `ulimit -n` allows need a higher
+//! limit or several tool processes with distinct `--start-index` (the tool warns).
+//!
 //! Templates: `{i}` is the client index (publishers first, then subscribers; see `plan.rs`)
 //! or, in `--topic`, the publisher index; `{run}` is a six-hex-digit id of the run; `{{` and
 //! `}}` are literal braces.

@@ -29,6 +29,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 const START_DELAY: Duration = Duration::from_millis(20);
 /// Draining ends early once nothing has been delivered for this long.
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
+/// File descriptors the tool needs besides its connections (runtime, /proc reads, stdio).
+const FD_MARGIN: u64 = 32;
 /// Scheduler ticks between two polls of the I/O driver in a thread. The thread's one task
 /// drives every connection, so checking for I/O after each of its polls costs one
 /// `epoll_wait` per batch of connections, and keeps subscribers responsive while busy
@@ -46,6 +48,15 @@ pub async fn run(args: Args) -> Result<Report, BenchError> {
     let epoch = Instant::now();
     let mut plan = plan::build(&args, epoch).await?;
     let baseline = broker_sample(&args.broker_pids)?;
+    if let Some(limit) = crate::broker_stats::open_files_limit()
+        && plan.connections() + FD_MARGIN > limit
+    {
+        eprintln!(
+            "tenantmq-bench: warning: {} connections but at most {limit} open files per process \
+             (ulimit -n); raise it, or split the run over processes with --start-index",
+            plan.connections()
+        );
+    }
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let mut threads = Vec::new();
