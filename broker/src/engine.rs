@@ -18,18 +18,23 @@ use tenantmq_codec::{
     ByteString, Disconnect, Packet, ProtocolVersion, PublishProperties, ReasonCode, frame,
 };
 use tenantmq_common::TenantId;
-use tenantmq_common::link::{ClientInfo, CloseReason, EngineControl, SessionKey, ToEngine};
+use tenantmq_common::link::{
+    ClientInfo, CloseReason, EngineControl, Opened, SessionKey, ToEngine,
+};
 use tenantmq_common::quota::Quotas;
 use tenantmq_common::shutdown::Shutdown;
+use tenantmq_common::usage::UsageRecorder;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
 use crate::message::Message;
+use crate::metering::{Meter, TICK};
 use crate::retained_tree::RetainedTree;
 use crate::route::FilterSubs;
 use crate::session::Session;
 use crate::stats::EngineStats;
+use crate::sys::SysState;
 use crate::timers::{Due, TimerKind, Timers};
 use crate::trie::SubscriptionTrie;
 
@@ -70,10 +75,33 @@ impl EngineHandle {
     }
 }
 
+/// What an engine reports besides serving its tenant. The default reports nothing.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// Where usage deltas go every `USAGE_TICK` (and, through it, the process metrics).
+    pub usage: Option<Arc<UsageRecorder>>,
+    /// Publish the tenant's `$SYS` statistics this often, and its clients' connect and
+    /// disconnect events (see [`crate::sys`]); `None` publishes nothing.
+    pub sys_interval: Option<Duration>,
+}
+
 /// Starts the engine of `tenant`.
 pub fn spawn(tenant: TenantId, quotas: Arc<Quotas>, shutdown: Shutdown) -> EngineHandle {
+    spawn_with(tenant, quotas, shutdown, EngineOptions::default())
+}
+
+/// Starts the engine of `tenant` with usage metering and `$SYS` as `options` say.
+pub fn spawn_with(
+    tenant: TenantId,
+    quotas: Arc<Quotas>,
+    shutdown: Shutdown,
+    options: EngineOptions,
+) -> EngineHandle {
     let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
-    let engine = Engine::new(tenant, quotas, tx.clone());
+    let mut engine = Engine::new(tenant, quotas, tx.clone());
+    let now = Instant::now();
+    engine.meter = options.usage.map(|u| Meter::new(u, now));
+    engine.sys = options.sys_interval.map(SysState::new);
     let task = tokio::spawn(engine.run(rx, shutdown));
     EngineHandle { tx, task }
 }
@@ -122,6 +150,10 @@ pub(crate) struct Engine {
     pub empty_props: PublishProperties,
     /// A clone of the mailbox sender, handed to accepted sessions.
     pub mailbox: mpsc::Sender<ToEngine>,
+    /// Usage metering, when the process meters (`metering.rs`).
+    pub meter: Option<Meter>,
+    /// `$SYS` publishing, when enabled (`sys.rs`).
+    pub sys: Option<SysState>,
 }
 
 impl Engine {
@@ -142,14 +174,22 @@ impl Engine {
             scratch: Vec::new(),
             empty_props: PublishProperties::default(),
             mailbox,
+            meter: None,
+            sys: None,
         }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<ToEngine>, mut shutdown: Shutdown) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut retry_at: Option<Instant> = None;
+        let mut tick_at = Instant::now() + TICK;
+        // `$SYS` statistics go out at once, so a subscriber never waits a whole interval.
+        let mut sys_at = self.sys.as_ref().map(|_| Instant::now());
         loop {
             let deadline = self.timers.next_deadline();
+            // Earliest `received_at` of the batch and deliveries before it: one latency
+            // observation per batch, not per message.
+            let mut latency: Option<(Instant, u64)> = None;
             tokio::select! {
                 biased;
                 () = shutdown.recv() => break,
@@ -158,9 +198,24 @@ impl Engine {
                         break;
                     }
                     let now = Instant::now();
+                    let sent_before = self.stats.messages_out;
                     for frame in batch.drain(..) {
+                        if let ToEngine::Packets { received_at, .. } = &frame {
+                            let earliest = latency.map_or(*received_at, |(e, _)| e.min(*received_at));
+                            latency = Some((earliest, sent_before));
+                        }
                         self.handle(frame, now);
                     }
+                }
+                () = tokio::time::sleep_until(tick_at), if self.meter.is_some() => {
+                    let now = Instant::now();
+                    self.meter_tick(now);
+                    tick_at = now + TICK;
+                }
+                () = sleep_until_opt(sys_at), if sys_at.is_some() => {
+                    let now = Instant::now();
+                    self.publish_sys_stats(now);
+                    sys_at = self.sys.as_ref().map(|s| now + s.interval);
                 }
                 () = sleep_until_opt(deadline), if deadline.is_some() => {
                     self.fire_timers(Instant::now());
@@ -171,18 +226,29 @@ impl Engine {
                 }
             }
             self.flush();
+            if let Some((earliest, sent_before)) = latency {
+                self.observe_latency(Some(earliest), sent_before);
+            }
             if retry_at.is_none() && !self.congested.is_empty() {
                 retry_at = Some(Instant::now() + CONGESTION_RETRY);
             }
         }
         self.shutdown_all();
+        // The last usage goes to the recorder before the engine ends, so the final flush at
+        // shutdown writes it.
+        self.meter_tick(Instant::now());
     }
 
     /// Handles one frame from the link.
     pub fn handle(&mut self, frame: ToEngine, now: Instant) {
         match frame {
             ToEngine::Open { open, reply } => {
+                self.meter_connections(now);
                 let opened = self.open(open, now);
+                if let Opened::Accepted(accepted) = &opened {
+                    self.meter_peak();
+                    self.sys_connected(accepted.session.slot, now);
+                }
                 // A gateway that gave up waiting has dropped the connection; the session is
                 // then closed by its Closed frame or found dead at the next write.
                 let _ = reply.send(opened);
@@ -386,6 +452,8 @@ impl Engine {
 
     /// Ends the connection of `slot`: the will, the session's fate, the DISCONNECT for MQTT 5.
     pub fn close(&mut self, slot: u32, how: Close, now: Instant) {
+        self.meter_connections(now);
+        self.sys_disconnected(slot, how, now);
         let generation = self.generation(slot);
         let Some(session) = self.session_mut(slot) else {
             return;

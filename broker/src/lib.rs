@@ -11,11 +11,13 @@ mod conn;
 pub mod engine;
 mod handlers;
 mod message;
+mod metering;
 pub mod retained_tree;
 mod route;
 mod session;
 pub mod stats;
+pub mod sys;
 mod timers;
 pub mod trie;
 
-pub use engine::{EngineHandle, spawn};
+pub use engine::{EngineHandle, EngineOptions, spawn, spawn_with};
