@@ -31,12 +31,15 @@ mod secret;
 mod store;
 mod tenants;
 mod usage;
+pub mod usage_flush;
 
 pub use error::StoreError;
 pub use feed::{ChangeFeed, ChangeKind, InProcessFeed, Invalidation};
 pub use redis_feed::{INVALIDATIONS_CHANNEL, RedisFeed};
 pub use secret::Secret;
 pub use store::Store;
+pub use usage::USAGE_BATCH_RETENTION_DAYS;
+pub use usage_flush::{USAGE_FLUSH_INTERVAL, UsageFlusher};
 
 #[cfg(feature = "test-util")]
 pub mod test_util;

@@ -1,7 +1,13 @@
 //! Hourly usage per tenant: written in batches by the data plane, read by the usage API.
+//!
+//! The data plane writes through [`Store::record_usage_batch`]: each batch carries an id that is
+//! recorded in `usage_batches` in the same transaction as its rows, so applying a batch twice
+//! (a retry after a lost answer) counts it once. Batch ids are kept
+//! [`USAGE_BATCH_RETENTION_DAYS`]; retries happen within seconds.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use tenantmq_common::TenantId;
+use uuid::Uuid;
 
 use crate::db::{DbId, DbTime};
 use crate::models::UsageRecord;
@@ -35,6 +41,10 @@ impl From<UsageRow> for UsageRecord {
         }
     }
 }
+
+/// How long applied batch ids are remembered. A retry comes seconds after the first attempt;
+/// a week also covers a flusher that kept a batch through a long store outage.
+pub const USAGE_BATCH_RETENTION_DAYS: i64 = 7;
 
 /// `t` rounded down to the start of its hour.
 pub(crate) fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -81,6 +91,97 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Applies a batch of usage once: if `batch_id` was already applied, nothing changes and
+    /// the answer is `false`. Otherwise its records are added like [`Store::record_usage`]
+    /// does and the id is remembered, in one transaction. Records of tenants that do not exist
+    /// (deleted meanwhile, or the built-in dev tenant) are skipped rather than failing the
+    /// batch, so one deleted tenant cannot block everyone's usage.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; then nothing was applied, and the same batch (same id) may
+    /// be retried.
+    pub async fn record_usage_batch(
+        &self,
+        batch_id: Uuid,
+        batch: &[UsageRecord],
+    ) -> Result<bool, StoreError> {
+        let now = crate::db::now();
+        let forget_before = now - TimeDelta::days(USAGE_BATCH_RETENTION_DAYS);
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO usage_batches (id, applied_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(DbId(batch_id))
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for r in batch {
+                sqlx::query(
+                    "INSERT INTO usage_hourly (tenant_id, hour, connection_seconds, \
+                     peak_connections, messages_in, messages_out, bytes_in, bytes_out, rejections) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                     WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1) \
+                     ON CONFLICT (tenant_id, hour) DO UPDATE SET \
+                     connection_seconds = usage_hourly.connection_seconds + excluded.connection_seconds, \
+                     peak_connections = CASE WHEN excluded.peak_connections > usage_hourly.peak_connections \
+                         THEN excluded.peak_connections ELSE usage_hourly.peak_connections END, \
+                     messages_in = usage_hourly.messages_in + excluded.messages_in, \
+                     messages_out = usage_hourly.messages_out + excluded.messages_out, \
+                     bytes_in = usage_hourly.bytes_in + excluded.bytes_in, \
+                     bytes_out = usage_hourly.bytes_out + excluded.bytes_out, \
+                     rejections = usage_hourly.rejections + excluded.rejections",
+                )
+                .bind(DbId(*r.tenant_id.as_uuid()))
+                .bind(DbTime(hour_of(r.hour)))
+                .bind(r.connection_seconds)
+                .bind(r.peak_connections)
+                .bind(r.messages_in)
+                .bind(r.messages_out)
+                .bind(r.bytes_in)
+                .bind(r.bytes_out)
+                .bind(r.rejections)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM usage_batches WHERE applied_at < $1")
+                .bind(DbTime(forget_before))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Every tenant's hourly rows with `from <= hour < to`, by hour then tenant (the
+    /// operator's export).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn usage_all(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows: Vec<UsageRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT tenant_id, hour, connection_seconds, peak_connections, messages_in, \
+                 messages_out, bytes_in, bytes_out, rejections FROM usage_hourly \
+                 WHERE hour >= $1 AND hour < $2 ORDER BY hour, tenant_id",
+            )
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(UsageRecord::from).collect())
     }
 
     /// The tenant's hourly rows with `from <= hour < to`, oldest first.
