@@ -123,3 +123,30 @@ pub use args::{Args, Cli, Scenario};
 pub use error::BenchError;
 pub use report::Report;
 pub use runner::run;
+
+/// Runs the scenario and prints its report to stdout (the table, or JSON with `--json`);
+/// progress and warnings go to stderr. Returns the process exit status: 0 passed, 2 ran with
+/// failures, 1 could not run. Shared by `tenantmq-bench` and `tenantmq bench`.
+pub async fn run_and_print(args: Args) -> u8 {
+    let json = args.json;
+    match run(args).await {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("tenantmq-bench: serialising the report: {e}");
+                        return 1;
+                    }
+                }
+            } else {
+                print!("{}", report.render());
+            }
+            if report.passed() { 0 } else { 2 }
+        }
+        Err(e) => {
+            eprintln!("tenantmq-bench: {e}");
+            1
+        }
+    }
+}

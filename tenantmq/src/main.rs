@@ -6,6 +6,8 @@ mod signal;
 mod standalone;
 mod telemetry;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// tenantmq — a multi-tenant managed MQTT service.
@@ -27,19 +29,25 @@ enum Command {
     ControlApi(cmd_control::ControlApiArgs),
     /// Apply the control database's migrations and exit.
     Migrate(cmd_control::MigrateArgs),
+    /// Load-test an MQTT broker (this one or another): pairs, fanin, fanout, conns.
+    #[command(args_override_self = true)]
+    Bench(tenantmq_bench::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let status = runtime.block_on(async move {
         match cli.command {
-            Command::Standalone(args) => standalone::run(args).await,
-            Command::ControlApi(args) => cmd_control::run_control_api(args).await,
-            Command::Migrate(args) => cmd_control::run_migrate(args).await,
+            Command::Standalone(args) => standalone::run(args).await.map(|()| 0),
+            Command::ControlApi(args) => cmd_control::run_control_api(args).await.map(|()| 0),
+            Command::Migrate(args) => cmd_control::run_migrate(args).await.map(|()| 0),
+            // The load tool drives its connections on threads of its own.
+            Command::Bench(args) => Ok(tenantmq_bench::run_and_print(args).await),
         }
-    })
+    })?;
+    Ok(ExitCode::from(status))
 }
