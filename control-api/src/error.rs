@@ -66,6 +66,9 @@ pub enum ApiError {
     /// The database is unreachable (503 `unavailable`).
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// No data plane in this process, or it did not answer (503 `data_plane_unavailable`).
+    #[error("the data plane is not reachable from this API process")]
+    DataPlaneUnavailable,
     /// A bug or an unexpected failure (500 `internal`); the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -113,6 +116,9 @@ impl ApiError {
             }
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::DataPlaneUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "data_plane_unavailable")
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tenantmq_common::session_admin::SessionAdmin;
 use tenantmq_common::shutdown::Shutdown;
 use tenantmq_control_store::{ChangeFeed, Invalidation, Store};
 use tokio::net::TcpListener;
@@ -33,7 +34,7 @@ pub use config::{
 };
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use keys::{API_KEY_PREFIX, API_KEY_RANDOM_LEN};
-pub use routes::{openapi, router};
+pub use routes::{USAGE_CSV_HEADER, openapi, router};
 
 /// How often the signup limiter forgets idle client IPs.
 const LIMITER_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
@@ -48,6 +49,7 @@ struct Inner {
     config: ApiConfig,
     argon2: argon2::Params,
     signup_limiter: ratelimit::SignupLimiter,
+    session_admin: Option<Arc<dyn SessionAdmin>>,
 }
 
 impl AppState {
@@ -70,7 +72,23 @@ impl AppState {
             config,
             argon2,
             signup_limiter,
+            session_admin: None,
         })))
+    }
+
+    /// Lets the client routes (`/v1/clients`, `/v1/admin/tenants/{id}/clients`) reach the data
+    /// plane through `admin`. Without it they answer 503 `data_plane_unavailable`. Call before
+    /// the state is cloned (it is ignored on a shared state).
+    pub fn with_session_admin(mut self, admin: Arc<dyn SessionAdmin>) -> Self {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.session_admin = Some(admin),
+            None => tracing::error!("with_session_admin on a shared AppState is ignored"),
+        }
+        self
+    }
+
+    pub(crate) fn session_admin(&self) -> Option<&Arc<dyn SessionAdmin>> {
+        self.0.session_admin.as_ref()
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -119,7 +137,19 @@ pub async fn run(
     feed: Arc<dyn ChangeFeed>,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    let state = AppState::new(config, store, feed)?;
+    serve(listener, AppState::new(config, store, feed)?, shutdown).await
+}
+
+/// Serves the API of `state` on `listener` until `shutdown` fires (for callers that build the
+/// state themselves, e.g. with a [`SessionAdmin`]).
+///
+/// # Errors
+/// [`RunError::Io`] when accepting fails.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
     let app = router(state.clone());
     tracing::info!(addr = ?listener.local_addr().ok(), backend = state.store().backend_name(), "control API listening");
 

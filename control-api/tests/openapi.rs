@@ -34,6 +34,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/acls/{id}"),
     ("get", "/v1/quotas"),
     ("get", "/v1/usage"),
+    ("get", "/v1/clients"),
+    ("delete", "/v1/clients/{client_id}"),
+    ("get", "/v1/admin/usage"),
+    ("get", "/v1/admin/tenants/{id}/clients"),
+    ("delete", "/v1/admin/tenants/{id}/clients/{client_id}"),
     ("get", "/v1/admin/tenants"),
     ("get", "/v1/admin/tenants/{id}"),
     ("patch", "/v1/admin/tenants/{id}"),
@@ -68,7 +73,7 @@ store_test! {
 
         let (tenant, key) = app.signup("acme").await;
         for (method, path) in documented(&r.body) {
-            let concrete = path.replace("{id}", &tenant);
+            let concrete = path.replace("{id}", &tenant).replace("{client_id}", "sensor-1");
             let token = if path.starts_with("/v1/admin") { OPERATOR_TOKEN } else { key.as_str() };
             let method: Method = method.to_uppercase().parse().unwrap();
             let body = matches!(method, Method::POST | Method::PATCH).then(|| json!({}));

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::Utc;
 use serde_json::{Value, json};
-use support::{CA_PEM, OPERATOR_TOKEN, TestApp, test_config};
+use support::{CA_PEM, FakeDataPlane, OPERATOR_TOKEN, TestApp, test_config};
 use tenantmq_common::TenantId;
 use tenantmq_control_store::models::UsageRecord;
 use tenantmq_control_store::store_test;
@@ -252,6 +252,106 @@ store_test! {
     }
 }
 
+store_test! {
+    async fn cross_tenant_list_clients(store) {
+        let plane = std::sync::Arc::new(FakeDataPlane::default());
+        let app = TestApp::with_session_admin(store, plane.clone());
+        let (a, a_key) = app.signup("tenant-a").await;
+        let (b, b_key) = app.signup("tenant-b").await;
+        plane.connect(&a, "a-secret-device");
+        plane.connect(&a, "sensor-1");
+        plane.connect(&b, "sensor-1");
+        let r = app.get("/v1/clients", &b_key).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let items = r.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["client_id"], "sensor-1");
+        assert!(!r.body.to_string().contains("a-secret-device"));
+        let r = app.get("/v1/clients", &a_key).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+        assert_eq!(r.body["items"][0]["client_id"], "a-secret-device");
+        assert_eq!(r.body["items"][0]["protocol"], "5.0");
+        assert_eq!(r.body["items"][0]["peer"], "192.0.2.7:5555");
+    }
+}
+
+store_test! {
+    async fn cross_tenant_kick_client(store) {
+        let plane = std::sync::Arc::new(FakeDataPlane::default());
+        let app = TestApp::with_session_admin(store, plane.clone());
+        let (a, a_key) = app.signup("tenant-a").await;
+        let (b, b_key) = app.signup("tenant-b").await;
+        plane.connect(&a, "a-only");
+        plane.connect(&a, "sensor-1");
+        plane.connect(&b, "sensor-1");
+        // B cannot reach A's client: 404 exactly like a client that does not exist.
+        let r = app.delete("/v1/clients/a-only", &b_key).await;
+        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+        // The same client id kicks B's own client only.
+        assert_eq!(app.delete("/v1/clients/sensor-1", &b_key).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(plane.connected(&a), ["a-only", "sensor-1"]);
+        assert!(plane.connected(&b).is_empty());
+        // A kicks its own; a second kick finds nothing.
+        assert_eq!(app.delete("/v1/clients/a-only", &a_key).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.delete("/v1/clients/a-only", &a_key).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(plane.connected(&a), ["sensor-1"]);
+        // The operator reaches A's clients through A's id only.
+        let r = app.get(&format!("/v1/admin/tenants/{a}/clients"), OPERATOR_TOKEN).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+        let r = app.delete(&format!("/v1/admin/tenants/{b}/clients/sensor-1"), OPERATOR_TOKEN).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = app.delete(&format!("/v1/admin/tenants/{a}/clients/sensor-1"), OPERATOR_TOKEN).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(plane.connected(&a).is_empty());
+        let ghost = uuid::Uuid::now_v7();
+        let r = app.get(&format!("/v1/admin/tenants/{ghost}/clients"), OPERATOR_TOKEN).await;
+        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    }
+}
+
+store_test! {
+    async fn client_routes_without_a_data_plane_answer_503(store) {
+        let app = TestApp::new(store);
+        let (a, key) = app.signup("tenant-a").await;
+        for (path, token) in [
+            ("/v1/clients".to_owned(), key.as_str()),
+            (format!("/v1/admin/tenants/{a}/clients"), OPERATOR_TOKEN),
+        ] {
+            let r = app.get(&path, token).await;
+            assert_eq!((r.status, r.code()), (StatusCode::SERVICE_UNAVAILABLE, "data_plane_unavailable"), "{path}");
+        }
+        let r = app.delete("/v1/clients/x", &key).await;
+        assert_eq!((r.status, r.code()), (StatusCode::SERVICE_UNAVAILABLE, "data_plane_unavailable"));
+    }
+}
+
+store_test! {
+    async fn admin_usage_exports_every_tenant_as_json_and_csv(store) {
+        let f = Fixture::new(store).await;
+        let a = TenantId::from_uuid(f.a_id.parse().unwrap());
+        let b: TenantId = f.app.get("/v1/tenant", &f.b_key).await.body["id"].as_str().unwrap().parse().unwrap();
+        let rec = |t, n| UsageRecord { tenant_id: t, hour: Utc::now(), connection_seconds: n, peak_connections: 1,
+            messages_in: n, messages_out: n, bytes_in: n, bytes_out: n, rejections: 0 };
+        f.app.store.record_usage(&[rec(a, 3), rec(b, 4)]).await.unwrap();
+        let r = f.app.get("/v1/admin/usage", OPERATOR_TOKEN).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+        assert!(r.body["items"][0]["tenant_id"].is_string() && r.body["items"][0]["messages_in"].is_number());
+        let r = f.app.get("/v1/admin/usage?format=csv", OPERATOR_TOKEN).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+        let text = r.body.as_str().unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], tenantmq_control_api::USAGE_CSV_HEADER);
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(text.contains(&f.a_id) && text.contains(&b.to_string()));
+        let r = f.app.get("/v1/admin/usage?format=xml", OPERATOR_TOKEN).await;
+        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "validation_failed"));
+        // Tenants never reach the export.
+        assert_eq!(f.app.get("/v1/admin/usage", &f.a_key).await.status, StatusCode::FORBIDDEN);
+    }
+}
+
 /// Every tenant-scoped route, with a well-formed path.
 fn tenant_routes() -> Vec<(Method, String, Option<Value>)> {
     let id = uuid::Uuid::now_v7();
@@ -286,6 +386,8 @@ fn tenant_routes() -> Vec<(Method, String, Option<Value>)> {
         (Method::DELETE, format!("/v1/acls/{id}"), None),
         (Method::GET, "/v1/quotas".into(), None),
         (Method::GET, "/v1/usage".into(), None),
+        (Method::GET, "/v1/clients".into(), None),
+        (Method::DELETE, "/v1/clients/sensor-1".into(), None),
     ]
 }
 
@@ -297,6 +399,13 @@ fn operator_routes(tenant: &str) -> Vec<(Method, String, Option<Value>)> {
             Method::PATCH,
             format!("/v1/admin/tenants/{tenant}"),
             Some(json!({"status": "suspended"})),
+        ),
+        (Method::GET, "/v1/admin/usage".into(), None),
+        (Method::GET, format!("/v1/admin/tenants/{tenant}/clients"), None),
+        (
+            Method::DELETE,
+            format!("/v1/admin/tenants/{tenant}/clients/sensor-1"),
+            None,
         ),
         (Method::DELETE, format!("/v1/admin/tenants/{tenant}"), None),
     ]

@@ -21,6 +21,7 @@ mod acls;
 mod admin;
 mod api_keys;
 mod ca_certificates;
+mod clients;
 mod credentials;
 mod health;
 mod quotas;
@@ -31,6 +32,8 @@ mod tenant;
 pub const MAX_PAGE_LIMIT: u32 = 1000;
 /// Default page of `GET /v1/admin/tenants`.
 pub const DEFAULT_PAGE_LIMIT: u32 = 100;
+
+pub use quotas::USAGE_CSV_HEADER;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +50,7 @@ pub const DEFAULT_PAGE_LIMIT: u32 = 100;
         (name = "tenant", description = "The caller's tenant (API key)"),
         (name = "devices", description = "Device credentials, CA certificates and ACLs (API key)"),
         (name = "quotas", description = "Effective quotas and usage (API key)"),
+        (name = "clients", description = "Connected clients: list and disconnect (API key)"),
         (name = "admin", description = "Operator routes (operator token)"),
         (name = "health", description = "Probes"),
     )
@@ -92,6 +96,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(acls::delete_acl))
         .routes(routes!(quotas::get_quotas))
         .routes(routes!(quotas::get_usage))
+        .routes(routes!(clients::list_clients))
+        .routes(routes!(clients::kick_client))
+        .routes(routes!(quotas::admin_usage))
+        .routes(routes!(clients::admin_list_clients))
+        .routes(routes!(clients::admin_kick_client))
         .routes(routes!(admin::list_tenants))
         .routes(routes!(
             admin::get_tenant,

@@ -11,6 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tenantmq_common::session_admin::SessionAdmin;
 use tenantmq_control_api::{ApiConfig, AppState, router};
 use tenantmq_control_store::{ChangeFeed, InProcessFeed, Secret, Store};
 use tower::ServiceExt;
@@ -59,6 +60,19 @@ impl TestApp {
 
     pub fn with_config(store: Store, config: ApiConfig) -> Self {
         Self::with_feed(store, config, Arc::new(InProcessFeed::new()))
+    }
+
+    /// An app whose client routes reach `admin` (a fake data plane).
+    pub fn with_session_admin(store: Store, admin: Arc<dyn SessionAdmin>) -> Self {
+        let feed: Arc<dyn ChangeFeed> = Arc::new(InProcessFeed::new());
+        let state = AppState::new(test_config(), store.clone(), feed.clone())
+            .expect("valid test config")
+            .with_session_admin(admin);
+        Self {
+            router: router(state),
+            store,
+            feed,
+        }
     }
 
     pub fn with_feed(store: Store, config: ApiConfig, feed: Arc<dyn ChangeFeed>) -> Self {
@@ -160,5 +174,57 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A data plane in memory: connected clients by tenant; a kick removes the client.
+#[derive(Default)]
+pub struct FakeDataPlane {
+    pub clients: std::sync::Mutex<std::collections::HashMap<tenantmq_common::TenantId, Vec<tenantmq_common::link::ClientInfo>>>,
+}
+
+impl FakeDataPlane {
+    /// Connects `client_id` for `tenant`.
+    pub fn connect(&self, tenant: &str, client_id: &str) {
+        let info = tenantmq_common::link::ClientInfo {
+            client_id: client_id.to_owned(),
+            username: Some("sensor".into()),
+            protocol_level: 5,
+            peer: Some(SocketAddr::from(([192, 0, 2, 7], 5555))),
+            connected_at_unix: 1_800_000_000,
+            subscriptions: 1,
+            inflight: 0,
+            queued: 0,
+        };
+        self.clients.lock().unwrap().entry(tenant.parse().unwrap()).or_default().push(info);
+    }
+
+    /// The client ids connected for `tenant`.
+    pub fn connected(&self, tenant: &str) -> Vec<String> {
+        let t: tenantmq_common::TenantId = tenant.parse().unwrap();
+        self.clients.lock().unwrap().get(&t).map(|v| v.iter().map(|c| c.client_id.clone()).collect()).unwrap_or_default()
+    }
+}
+
+impl SessionAdmin for FakeDataPlane {
+    fn list_clients(
+        &self,
+        tenant: tenantmq_common::TenantId,
+    ) -> tenantmq_common::session_admin::AdminFuture<'_, Result<Vec<tenantmq_common::link::ClientInfo>, tenantmq_common::session_admin::SessionAdminError>> {
+        let list = self.clients.lock().unwrap().get(&tenant).cloned().unwrap_or_default();
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn kick(
+        &self,
+        tenant: tenantmq_common::TenantId,
+        client_id: String,
+    ) -> tenantmq_common::session_admin::AdminFuture<'_, Result<bool, tenantmq_common::session_admin::SessionAdminError>> {
+        let mut clients = self.clients.lock().unwrap();
+        let list = clients.entry(tenant).or_default();
+        let before = list.len();
+        list.retain(|c| c.client_id != client_id);
+        let kicked = list.len() < before;
+        Box::pin(async move { Ok(kicked) })
     }
 }
