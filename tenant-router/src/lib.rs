@@ -3,10 +3,16 @@
 //! the gateway ↔ worker [`link`] that carries sessions there.
 //!
 //! Built so far: the [`Link`] seam the gateway opens sessions through, with the in-process
-//! implementation of standalone mode (a worker in the same process implements it directly).
-//! Cluster mode adds a Redis-backed placement with leases and fencing tokens and a TCP link
-//! carrying the frames of `tenantmq_common::link`; both slot in behind [`Link`].
+//! implementation of standalone mode (a worker in the same process implements it directly),
+//! and the per-tenant [`connections`] counter behind the [`ConnectionCounter`] seam.
+//! Cluster mode adds a Redis-backed placement with leases and fencing tokens, a TCP link
+//! carrying the frames of `tenantmq_common::link` and a Redis connection counter; they slot in
+//! behind [`Link`] and [`ConnectionCounter`].
 #![forbid(unsafe_code)]
+
+pub mod connections;
+
+pub use connections::{ConnectionCounter, ConnectionGuard, InProcessConnections};
 
 use std::future::Future;
 use std::pin::Pin;
