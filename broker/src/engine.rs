@@ -18,9 +18,7 @@ use tenantmq_codec::{
     ByteString, Disconnect, Packet, ProtocolVersion, PublishProperties, ReasonCode, frame,
 };
 use tenantmq_common::TenantId;
-use tenantmq_common::link::{
-    ClientInfo, CloseReason, EngineControl, Opened, SessionKey, ToEngine,
-};
+use tenantmq_common::link::{ClientInfo, CloseReason, EngineControl, Opened, SessionKey, ToEngine};
 use tenantmq_common::quota::Quotas;
 use tenantmq_common::shutdown::Shutdown;
 use tenantmq_common::usage::UsageRecorder;
@@ -28,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
+use crate::limits::TenantRate;
 use crate::message::Message;
 use crate::metering::{Meter, TICK};
 use crate::retained_tree::RetainedTree;
@@ -150,6 +149,9 @@ pub(crate) struct Engine {
     pub empty_props: PublishProperties,
     /// A clone of the mailbox sender, handed to accepted sessions.
     pub mailbox: mpsc::Sender<ToEngine>,
+    /// The tenant-wide publish rate and bandwidth, and the frames held back for them
+    /// (`limits.rs`).
+    pub rate: TenantRate,
     /// Usage metering, when the process meters (`metering.rs`).
     pub meter: Option<Meter>,
     /// `$SYS` publishing, when enabled (`sys.rs`).
@@ -160,7 +162,7 @@ impl Engine {
     pub fn new(tenant: TenantId, quotas: Arc<Quotas>, mailbox: mpsc::Sender<ToEngine>) -> Self {
         Self {
             tenant,
-            quotas,
+            quotas: quotas.clone(),
             slots: Vec::new(),
             free: Vec::new(),
             by_client_id: FxHashMap::default(),
@@ -174,6 +176,7 @@ impl Engine {
             scratch: Vec::new(),
             empty_props: PublishProperties::default(),
             mailbox,
+            rate: TenantRate::new(&quotas, Instant::now()),
             meter: None,
             sys: None,
         }
@@ -193,7 +196,9 @@ impl Engine {
             tokio::select! {
                 biased;
                 () = shutdown.recv() => break,
-                n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                // While frames are held for the tenant's rate, the mailbox is left to fill: the
+                // backpressure that stops the tenant's gateway readers (`limits.rs`).
+                n = rx.recv_many(&mut batch, MAX_BATCH), if !self.rate.holding() => {
                     if n == 0 {
                         break;
                     }
@@ -204,8 +209,11 @@ impl Engine {
                             let earliest = latency.map_or(*received_at, |(e, _)| e.min(*received_at));
                             latency = Some((earliest, sent_before));
                         }
-                        self.handle(frame, now);
+                        self.admit(frame, now);
                     }
+                }
+                () = sleep_until_opt(self.rate.resume_at), if self.rate.resume_at.is_some() => {
+                    self.resume_held(Instant::now());
                 }
                 () = tokio::time::sleep_until(tick_at), if self.meter.is_some() => {
                     let now = Instant::now();
@@ -253,7 +261,12 @@ impl Engine {
                 // then closed by its Closed frame or found dead at the next write.
                 let _ = reply.send(opened);
             }
-            ToEngine::Packets { session, data, .. } => self.on_packets(session, data, now),
+            ToEngine::Packets {
+                session,
+                data,
+                over_rate,
+                ..
+            } => self.on_packets(session, data, over_rate, now),
             ToEngine::Control(control) => self.on_control(control, now),
             ToEngine::Closed { session, reason } => {
                 if self.live(session) {
@@ -266,7 +279,7 @@ impl Engine {
     /// Handles a request of the control plane.
     fn on_control(&mut self, control: EngineControl, now: Instant) {
         match control {
-            EngineControl::Quotas(quotas) => self.quotas = quotas,
+            EngineControl::Quotas(quotas) => self.set_quotas(quotas, now),
             EngineControl::ListClients(reply) => {
                 let _ = reply.send(self.clients());
             }
@@ -382,8 +395,9 @@ impl Engine {
         }
     }
 
-    /// Parses and dispatches the packets of one frame.
-    fn on_packets(&mut self, key: SessionKey, mut data: Bytes, now: Instant) {
+    /// Parses and dispatches the packets of one frame; its last `over_rate` PUBLISH packets
+    /// are refused for the rate (`limits.rs`).
+    fn on_packets(&mut self, key: SessionKey, mut data: Bytes, over_rate: u32, now: Instant) {
         if !self.live(key) {
             return;
         }
@@ -395,6 +409,10 @@ impl Engine {
             return;
         };
         let max = self.quotas.max_message_bytes;
+        let mut refuse_from = match over_rate {
+            0 => u32::MAX,
+            n => crate::limits::publish_count(&data).saturating_sub(n),
+        };
         while !data.is_empty() {
             let packet = match frame::check(&data, max) {
                 Ok(Some(header)) => {
@@ -406,6 +424,11 @@ impl Engine {
                 Err(e) => Err(e),
             };
             let result = match packet {
+                Ok(Packet::Publish(p)) => {
+                    let over = refuse_from == 0;
+                    refuse_from = refuse_from.saturating_sub(1);
+                    self.on_publish(key.slot, p, over, now)
+                }
                 Ok(packet) => self.dispatch(key.slot, packet, now),
                 Err(e) => {
                     tracing::debug!(tenant = %self.tenant, error = %e, "bad packet from client");
@@ -426,7 +449,7 @@ impl Engine {
     /// Routes one packet to its handler (house rule 3: a short match).
     fn dispatch(&mut self, slot: u32, packet: Packet, now: Instant) -> Result<(), ReasonCode> {
         match packet {
-            Packet::Publish(p) => self.on_publish(slot, p, now),
+            Packet::Publish(p) => self.on_publish(slot, p, false, now),
             Packet::PubAck(a) => self.on_puback(slot, &a, now),
             Packet::PubRec(a) => self.on_pubrec(slot, &a),
             Packet::PubRel(a) => self.on_pubrel(slot, &a),

@@ -10,6 +10,7 @@ mod acl;
 mod conn;
 pub mod engine;
 mod handlers;
+pub mod limits;
 mod message;
 mod metering;
 pub mod retained_tree;

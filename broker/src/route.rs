@@ -8,7 +8,8 @@
 //! subscription identifier (MQTT 5 3.3.4, `MQTT-3.3.4-2`, `MQTT-3.3.4-3`).
 
 use bytestring::ByteString;
-use tenantmq_codec::{QoS, SubscriptionOptions};
+use tenantmq_codec::{QoS, SubscriptionOptions, TopicName};
+use tenantmq_common::usage::RejectReason;
 use tokio::time::Instant;
 
 use crate::engine::{Engine, Slot};
@@ -230,6 +231,10 @@ impl Engine {
                 }
             }
             Outcome::Dropped => self.stats.messages_dropped += 1,
+            Outcome::QueueFull => {
+                self.stats.messages_dropped += 1;
+                self.stats.rejections.add(RejectReason::QueueFull);
+            }
         }
     }
 
@@ -249,6 +254,23 @@ impl Engine {
         self.retained_bytes += size;
     }
 
+    /// Whether storing a retained message of `payload_len` bytes on `topic` keeps the tenant
+    /// within `max_retained_messages` and `max_retained_bytes` (bytes count topic and
+    /// payload, as [`Message::size`] does). Replacing a topic's message only counts the
+    /// difference; deleting (an empty payload) always fits, so a tenant at its limit can
+    /// always make room.
+    pub fn retained_fits(&self, topic: &TopicName, payload_len: usize) -> bool {
+        if payload_len == 0 {
+            return true;
+        }
+        let old = self.retained.get(topic).map(|m| m.size() as u64);
+        let count = self.retained.len() as u64 + u64::from(old.is_none());
+        let size = (topic.as_str().len() + payload_len) as u64;
+        let bytes = self.retained_bytes - old.unwrap_or(0) + size;
+        count <= u64::from(self.quotas.max_retained_messages)
+            && bytes <= self.quotas.max_retained_bytes
+    }
+
     /// Sends the retained messages matching a new subscription, with RETAIN set
     /// (`MQTT-3.3.1-9`... v5 3.3.1.3) at the lower of their QoS and the granted one.
     pub fn send_retained(&mut self, slot: u32, sub: &Subscription, now: Instant) {
@@ -261,8 +283,13 @@ impl Engine {
         }
     }
 
-    /// Publishes a will message on the client's behalf.
+    /// Publishes a will message on the client's behalf. A retained will beyond the retained
+    /// quota is refused entirely, like a retained PUBLISH (nobody is left to tell).
     pub fn publish_will(&mut self, msg: Message, now: Instant) {
+        if msg.retain && !self.retained_fits(&msg.topic, msg.payload.len()) {
+            self.stats.rejections.add(RejectReason::RetainedQuota);
+            return;
+        }
         self.stats.messages_in += 1;
         self.stats.bytes_in += msg.payload.len() as u64;
         if msg.retain {

@@ -75,9 +75,13 @@ pub(crate) enum Outcome {
     Sent,
     /// Waiting in the session queue (offline, window full or congested).
     Queued,
-    /// Dropped: QoS 0 to an offline or congested client, an expired message, a full queue, or
-    /// a packet above the client's maximum size.
+    /// Dropped: QoS 0 to an offline or congested client, an expired message, or a packet
+    /// above the client's maximum size.
     Dropped,
+    /// Dropped because the session's queue holds `max_offline_queue_len` messages: the
+    /// newest message is the one dropped, so what the device finds on reconnecting is the
+    /// oldest, in order.
+    QueueFull,
 }
 
 /// A client session.
@@ -196,7 +200,7 @@ impl Session {
             return self.send_inflight(d, now, empty);
         }
         if self.queue.len() >= max_queue {
-            return Outcome::Dropped;
+            return Outcome::QueueFull;
         }
         self.queue.push_back(d);
         Outcome::Queued
@@ -849,7 +853,7 @@ mod tests {
         assert_eq!(put(&mut s, QoS::AtMostOnce, 10, 2), Outcome::Dropped);
         assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 2), Outcome::Queued);
         assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 2), Outcome::Queued);
-        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 2), Outcome::Dropped);
+        assert_eq!(put(&mut s, QoS::AtLeastOnce, 10, 2), Outcome::QueueFull);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use tenantmq_codec::{
     ProtocolVersion, QoS, ReasonCode, TopicName, frame,
 };
 use tenantmq_common::link::{Accepted, DeviceTx, OpenSession, Opened, SessionKey};
+use tenantmq_common::usage::RejectReason;
 use tokio::time::Instant;
 
 use crate::acl::CompiledAcl;
@@ -28,7 +29,7 @@ impl Engine {
             device,
         } = open;
         if !std::sync::Arc::ptr_eq(&self.quotas, &auth.quotas) && *self.quotas != *auth.quotas {
-            self.quotas = auth.quotas.clone();
+            self.set_quotas(auth.quotas.clone(), now);
         }
         let c = match decode_connect(connect) {
             Ok(c) => c,
@@ -36,6 +37,15 @@ impl Engine {
         };
         let version = c.protocol;
         if let Err(reason) = self.validate(&c) {
+            match reason {
+                ReasonCode::QOS_NOT_SUPPORTED => {
+                    self.stats.rejections.add(RejectReason::QosNotSupported);
+                }
+                ReasonCode::RETAIN_NOT_SUPPORTED => {
+                    self.stats.rejections.add(RejectReason::RetainNotSupported);
+                }
+                _ => {}
+            }
             return self.refuse(device, version, reason);
         }
 
@@ -68,6 +78,11 @@ impl Engine {
                         tracing::info!(tenant = %self.tenant, "will message refused by ACL");
                         self.stats.acl_denied += 1;
                         None
+                    } else if topic.level_count() > usize::from(quotas.max_topic_levels) {
+                        // Treated like a will the ACL refuses: dropped, the connection
+                        // accepted (a PUBLISH to such a topic gets 0x97).
+                        self.stats.rejections.add(RejectReason::TopicLevels);
+                        None
                     } else {
                         let delay = w.properties.will_delay_interval.unwrap_or(0);
                         Some(PendingWill {
@@ -87,6 +102,11 @@ impl Engine {
             ProtocolVersion::V311 => u32::MAX,
         };
         let expiry = requested.min(quotas.max_session_expiry_secs);
+        // 3.1.1 sessions without Clean Session always ask for "forever"; only an MQTT 5
+        // request above the cap is a client asking for more than its plan.
+        if expiry != requested && version == ProtocolVersion::V5 {
+            self.stats.rejections.add(RejectReason::SessionLimit);
+        }
 
         let (slot, session_present) = self.attach(&client_id, c.clean_start, now);
         let generation = self.generation(slot);
@@ -113,6 +133,9 @@ impl Engine {
         let max_ka = quotas.max_keepalive_secs;
         let capped = max_ka != u16::MAX && (c.keep_alive == 0 || c.keep_alive > max_ka);
         let keep_alive = if capped { max_ka } else { c.keep_alive };
+        if capped {
+            self.stats.rejections.add(RejectReason::SessionLimit);
+        }
 
         let mut ack = ConnAck {
             session_present,

@@ -1,6 +1,7 @@
 //! PUBLISH from a client (spec v5 3.3, 4.3; v3.1.1 3.3, 4.3).
 
 use tenantmq_codec::{Packet, ProtocolVersion, Publish, QoS, ReasonCode, TopicName};
+use tenantmq_common::usage::RejectReason;
 use tokio::time::Instant;
 
 use super::connect::is_reserved;
@@ -9,20 +10,26 @@ use crate::message::Message;
 use crate::session::ack;
 
 impl Engine {
-    /// Handles PUBLISH. `Err` carries the reason code that ends the connection.
+    /// Handles PUBLISH. `over_rate` says the message arrived beyond the client's or the
+    /// tenant's rate allowance (see `limits.rs`) and must be refused. `Err` carries the reason
+    /// code that ends the connection.
     pub(crate) fn on_publish(
         &mut self,
         slot: u32,
         p: Publish,
+        over_rate: bool,
         now: Instant,
     ) -> Result<(), ReasonCode> {
         let quotas = self.quotas.clone();
         // The server told the client what it supports; sending more is an error
-        // (`MQTT-3.2.2-11`, `MQTT-3.2.2-14`).
+        // (`MQTT-3.2.2-11`, `MQTT-3.2.2-14`), answered with DISCONNECT 0x9B / 0x9A (MQTT 5)
+        // or a closed connection (3.1.1, which cannot name the reason).
         if p.qos as u8 > quotas.maximum_qos {
+            self.stats.rejections.add(RejectReason::QosNotSupported);
             return Err(ReasonCode::QOS_NOT_SUPPORTED);
         }
         if p.retain && !quotas.retain_available {
+            self.stats.rejections.add(RejectReason::RetainNotSupported);
             return Err(ReasonCode::RETAIN_NOT_SUPPORTED);
         }
         let Some(session) = self.session_mut(slot) else {
@@ -61,17 +68,30 @@ impl Engine {
             return Ok(());
         }
         if p.qos == QoS::ExactlyOnce && awaiting_release >= usize::from(quotas.max_inflight) {
+            // More than the Receive Maximum we announced (`MQTT-3.3.4-8`).
+            self.stats.rejections.add(RejectReason::Inflight);
             return Err(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
         }
 
         let payload_ok = p.properties.payload_format_indicator != Some(1)
             || std::str::from_utf8(&p.payload).is_ok();
-        let refusal = if !allowed {
+        let refusal = if over_rate {
+            // Counted where the rate was found exceeded (gateway or `limits.rs`).
+            Some(ReasonCode::MESSAGE_RATE_TOO_HIGH)
+        } else if !allowed {
             self.stats.acl_denied += 1;
             Some(ReasonCode::NOT_AUTHORIZED)
         } else if !payload_ok {
             // The receiver may check a payload declared UTF-8 (MQTT 5 3.3.2.3.2).
             Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
+        } else if topic.level_count() > usize::from(quotas.max_topic_levels) {
+            self.stats.rejections.add(RejectReason::TopicLevels);
+            Some(ReasonCode::QUOTA_EXCEEDED)
+        } else if p.retain && !self.retained_fits(&topic, p.payload.len()) {
+            // Refused entirely — not stored, not delivered — so that the publisher learns
+            // (MQTT 5) that its retained state did not change.
+            self.stats.rejections.add(RejectReason::RetainedQuota);
+            Some(ReasonCode::QUOTA_EXCEEDED)
         } else {
             None
         };
@@ -81,7 +101,9 @@ impl Engine {
         let mut reason = ReasonCode::SUCCESS;
         match refusal {
             // MQTT 3.1.1 cannot report a refusal; the message is acknowledged and dropped
-            // (`MQTT-3.3.5-2`). MQTT 5 gets the reason in PUBACK/PUBREC; QoS 0 is dropped.
+            // (`MQTT-3.3.5-2`: acknowledge positively or close; closing would make a device
+            // that is merely too fast resend everything). MQTT 5 gets the reason in
+            // PUBACK/PUBREC (3.4.2.1); QoS 0 is dropped.
             Some(rc) if version == ProtocolVersion::V5 => reason = rc,
             Some(_) => {}
             None => {

@@ -4,6 +4,7 @@ use tenantmq_codec::{
     Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscribeFilter,
     topic::parse_subscription,
 };
+use tenantmq_common::usage::RejectReason;
 use tokio::time::Instant;
 
 use crate::engine::Engine;
@@ -72,12 +73,24 @@ impl Engine {
             if f.options.no_local {
                 return Err(ReasonCode::PROTOCOL_ERROR);
             }
+            // CONNACK announced it (MQTT 5 3.2.2.3.13); SUBACK 0x9E refuses this filter only
+            // (3.9.3), which 3.1.1 clients see as 0x80.
             if !q.shared_subscriptions_available {
+                self.stats.rejections.add(RejectReason::SharedNotSupported);
                 return no(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
             }
         }
         if filter.has_wildcards() && !q.wildcard_subscriptions_available {
+            // As above (3.2.2.3.11): SUBACK 0xA2 for this filter.
+            self.stats
+                .rejections
+                .add(RejectReason::WildcardNotSupported);
             return no(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED);
+        }
+        // The shared-subscription prefix does not count: the levels are the filter's.
+        if filter.level_count() > usize::from(q.max_topic_levels) {
+            self.stats.rejections.add(RejectReason::TopicLevels);
+            return no(ReasonCode::QUOTA_EXCEEDED);
         }
         let Some(session) = self.session(slot) else {
             return no(ReasonCode::UNSPECIFIED_ERROR);
@@ -90,7 +103,10 @@ impl Engine {
             return no(ReasonCode::NOT_AUTHORIZED);
         }
         let existed = session.subscriptions.contains_key(&key);
+        // A repeated filter replaces the subscription (`MQTT-3.8.4-3`), so it never counts
+        // against the limit.
         if !existed && session.subscriptions.len() >= q.max_subscriptions_per_client as usize {
+            self.stats.rejections.add(RejectReason::SubscriptionQuota);
             return no(ReasonCode::QUOTA_EXCEEDED);
         }
         let mut options = f.options;
