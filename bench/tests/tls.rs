@@ -12,6 +12,7 @@ use tenantmq_common::shutdown::{self, ShutdownTrigger};
 use tenantmq_gateway::auth::DevAnonymous;
 use tenantmq_gateway::certs::ensure_dev_certificates;
 use tenantmq_gateway::connection::ConnectionContext;
+use tenantmq_gateway::limits::EdgeLimits;
 use tenantmq_gateway::listener::{ListenerOptions, run_mqtts};
 use tenantmq_gateway::stats::GatewayStats;
 use tenantmq_gateway::{GatewayConfig, TlsContext, TlsSettings};
@@ -43,6 +44,7 @@ async fn tls_broker(name: &str) -> TlsBroker {
         link: Worker::new(signal.clone()),
         authenticator: Arc::new(DevAnonymous::new(TenantId::new_v7(), Quotas::unlimited())),
         stats: Arc::new(GatewayStats::default()),
+        limits: EdgeLimits::new(&GatewayConfig::default()),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();

@@ -10,6 +10,13 @@
 //! 4. Pump: whole packets from the device go to the engine, one frame per read; the engine's
 //!    chunks go to the socket, gathered into one write per wake-up. Silence beyond 1.5 × keep
 //!    alive closes the connection (`MQTT-3.1.2-22`).
+//!
+//! The limits of [`crate::limits`] apply on the way: the source's connect rate before
+//! authentication; the client id's and the tenant's connect rate and the tenant's connection
+//! cap after it; and after every read, the client's publish rate and bandwidth — the reader
+//! stops reading the socket (while still writing to it) until the allowance covers what was
+//! read, for at most [`MAX_RATE_PAUSE`], and only then marks the excess for the engine to
+//! refuse.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,14 +27,17 @@ use bytes::{Bytes, BytesMut};
 use tenantmq_codec::{
     ConnAck, DecodeError, FixedHeader, Packet, PacketType, ProtocolVersion, ReasonCode, frame,
 };
+use tenantmq_common::TenantId;
 use tenantmq_common::link::{
-    Accepted, CloseReason, DeviceRx, OpenSession, Opened, ToEngine, device_channel,
+    Accepted, CloseReason, DeviceRx, OpenSession, Opened, SessionKey, ToEngine, device_channel,
 };
+use tenantmq_common::usage::RejectReason;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
 
 use crate::auth::{AuthRequest, Authenticator, ClientCertInfo};
 use crate::config::GatewayConfig;
+use crate::limits::{ClientRate, EdgeLimits, MAX_RATE_PAUSE, Take};
 use crate::stats::GatewayStats;
 use tenantmq_router::Link;
 
@@ -40,6 +50,10 @@ const MAX_WRITE_GATHER: usize = 64 * 1024;
 /// How long a connection whose device side ended waits for the engine to release it.
 const LINGER: Duration = Duration::from_secs(5);
 
+/// Shortest pause for the rate allowance, so that rounding in the buckets cannot make the
+/// reader spin.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
 /// What every connection of a gateway shares.
 pub struct ConnectionContext {
     /// Per-connection limits.
@@ -50,6 +64,9 @@ pub struct ConnectionContext {
     pub authenticator: Arc<dyn Authenticator>,
     /// Counters.
     pub stats: Arc<GatewayStats>,
+    /// Connect rates, connection caps and the tenants' current quotas
+    /// ([`EdgeLimits::new`] with the same `config`).
+    pub limits: Arc<EdgeLimits>,
 }
 
 /// Why reading the CONNECT failed.
@@ -143,6 +160,18 @@ where
         }
     };
     let version = connect.protocol;
+    // Before authentication, so that a flood of CONNECTs costs no credential checks.
+    if !ctx.limits.source_allowed(peer.map(|p| p.ip())) {
+        if let Some(c) = stats
+            .rejections
+            .get(RejectReason::SourceConnectRate.index())
+        {
+            GatewayStats::bump(c);
+        }
+        tracing::info!(?peer, "connection refused: source connect rate");
+        refuse(&mut stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
+        return;
+    }
 
     let request = AuthRequest {
         connect: &connect,
@@ -159,7 +188,30 @@ where
             return;
         }
     };
+    let tenant = auth.tenant;
+    let edge = ctx.limits.tenant(tenant, &auth.quotas);
+    // Slowed first: a device reconnecting in a tight loop waits here (its CONNACK comes
+    // later), and is refused only when the wait would be too long.
+    if !ctx.limits.pace_client_id(tenant, &connect.client_id).await {
+        stats.reject(tenant, RejectReason::ClientConnectRate);
+        tracing::info!(?peer, %tenant, "connection refused: client id connect rate");
+        refuse(&mut stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
+        return;
+    }
     drop(connect);
+    // The tenant's budget is spent only by devices that proved they belong to it.
+    if !edge.connect_allowed() {
+        stats.reject(tenant, RejectReason::ConnectRate);
+        tracing::info!(?peer, %tenant, "connection refused: tenant connect rate");
+        refuse(&mut stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
+        return;
+    }
+    let Some(_slot) = ctx.limits.acquire_connection(tenant, &edge) else {
+        stats.reject(tenant, RejectReason::ConnectionQuota);
+        tracing::info!(?peer, %tenant, "connection refused: tenant at max_connections");
+        refuse(&mut stream, version, ReasonCode::QUOTA_EXCEEDED).await;
+        return;
+    };
 
     let (device_tx, mut device_rx) = device_channel();
     let open = OpenSession {
@@ -186,7 +238,15 @@ where
             return;
         }
     };
-    pump(stream, inbuf, device_rx, accepted, stats).await;
+    let reader = Reader {
+        engine: accepted.engine.clone(),
+        session: accepted.session,
+        rate: ClientRate::new(edge),
+        waiting_since: None,
+        tenant,
+        stats: ctx.stats.clone(),
+    };
+    pump(stream, inbuf, device_rx, accepted, reader).await;
 }
 
 /// Reads until a whole first packet is buffered and returns it if it is a CONNECT.
@@ -251,32 +311,45 @@ enum Read {
     Timeout,
 }
 
+/// The device-to-engine half of a connection: where its packets go and how fast they may.
+struct Reader {
+    engine: tokio::sync::mpsc::Sender<ToEngine>,
+    session: SessionKey,
+    rate: ClientRate,
+    /// When the packets now buffered started waiting for the rate allowance.
+    waiting_since: Option<Instant>,
+    tenant: TenantId,
+    stats: Arc<GatewayStats>,
+}
+
 /// Moves bytes both ways until the engine releases the connection.
 async fn pump<S>(
     mut stream: S,
     mut inbuf: BytesMut,
     mut rx: DeviceRx,
     accepted: Accepted,
-    stats: &GatewayStats,
+    mut reader: Reader,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Accepted {
-        session,
-        keep_alive,
-        max_packet_size,
-        engine,
-    } = accepted;
+    // The gateway's framing follows the tenant's current `max_message_bytes`
+    // (`ClientRate::max_packet_size`), not the value at CONNECT.
+    let keep_alive = accepted.keep_alive;
     let idle = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
     let mut deadline = idle.map(|d| Instant::now() + d);
     let mut reading = true;
     let mut writable = true;
     let mut wbuf = BytesMut::new();
+    // While set, the socket is not read: the client is over its rate allowance.
+    let mut resume_at = None;
 
     // Packets pipelined right behind the CONNECT.
-    if let Err(reason) = forward(&mut inbuf, max_packet_size, &engine, session).await {
-        reading = false;
-        report(&engine, session, reason, stats).await;
+    match reader.forward(&mut inbuf).await {
+        Ok(resume) => resume_at = resume,
+        Err(reason) => {
+            reading = false;
+            reader.report(reason).await;
+        }
     }
 
     let mut linger = None;
@@ -297,24 +370,41 @@ async fn pump<S>(
                     writable = false;
                     if reading {
                         reading = false;
-                        report(&engine, session, CloseReason::ConnectionLost, stats).await;
+                        reader.report(CloseReason::ConnectionLost).await;
                     }
                 }
             }
-            read = read_some(&mut stream, &mut inbuf, deadline), if reading => {
+            read = read_some(&mut stream, &mut inbuf, deadline), if reading && resume_at.is_none() => {
                 let reason = match read {
-                    Ok(Read::Data) => {
-                        deadline = idle.map(|d| Instant::now() + d);
-                        match forward(&mut inbuf, max_packet_size, &engine, session).await {
-                            Ok(()) => continue,
-                            Err(reason) => reason,
+                    Ok(Read::Data) => match reader.forward(&mut inbuf).await {
+                        Ok(resume) => {
+                            resume_at = resume;
+                            // Counted from when the packets were handed over: waiting for
+                            // the engine's mailbox is not the device's silence.
+                            deadline = idle.map(|d| Instant::now() + d);
+                            continue;
                         }
-                    }
+                        Err(reason) => reason,
+                    },
                     Ok(Read::Timeout) => CloseReason::KeepAliveTimeout,
                     Ok(Read::Eof) | Err(_) => CloseReason::ConnectionLost,
                 };
                 reading = false;
-                report(&engine, session, reason, stats).await;
+                reader.report(reason).await;
+            }
+            () = sleep_until_opt(resume_at), if reading && resume_at.is_some() => {
+                match reader.forward(&mut inbuf).await {
+                    // The keep-alive deadline restarts: the pause was ours, not the device's
+                    // silence (`MQTT-3.1.2-22` is about the client not sending).
+                    Ok(resume) => {
+                        resume_at = resume;
+                        deadline = idle.map(|d| Instant::now() + d);
+                    }
+                    Err(reason) => {
+                        reading = false;
+                        reader.report(reason).await;
+                    }
+                }
             }
             () = sleep_until_opt(linger), if linger.is_some() => return,
         }
@@ -343,58 +433,102 @@ where
     Ok(if n == 0 { Read::Eof } else { Read::Data })
 }
 
-/// Sends every whole packet buffered to the engine as one frame. A framing error (malformed
-/// fixed header, packet above the limit) is returned as the reason to close.
-async fn forward(
-    inbuf: &mut BytesMut,
-    max_packet_size: u32,
-    engine: &tokio::sync::mpsc::Sender<ToEngine>,
-    session: tenantmq_common::link::SessionKey,
-) -> Result<(), CloseReason> {
-    let mut whole = 0;
-    let mut failure = None;
-    loop {
-        match frame::check(&inbuf[whole..], max_packet_size) {
-            Ok(Some(h)) => whole += h.total_len(),
-            Ok(None) => break,
-            Err(e) => {
-                failure = Some(CloseReason::Protocol(e.reason_code().0));
-                break;
+impl Reader {
+    /// Sends the whole packets buffered to the engine, as far as the client's rate allows.
+    ///
+    /// Returns `Some(when)` when PUBLISH packets beyond the allowance stay buffered: the
+    /// caller stops reading until then and calls again. Once they have waited
+    /// [`MAX_RATE_PAUSE`], they go with `over_rate` set and the engine refuses them (MQTT 5:
+    /// 0x96). A framing error (malformed fixed header, packet above `max_message_bytes`) is
+    /// returned as the reason to close, after the packets before it.
+    async fn forward(&mut self, inbuf: &mut BytesMut) -> Result<Option<Instant>, CloseReason> {
+        self.rate.refresh();
+        let max_packet_size = self.rate.max_packet_size();
+        let mut whole = 0;
+        let mut failure = None;
+        // The first PUBLISH beyond the allowance: where it starts, when it could pass, why.
+        let mut blocked: Option<(usize, Duration, RejectReason)> = None;
+        let mut over: u32 = 0;
+        loop {
+            match frame::check(&inbuf[whole..], max_packet_size) {
+                Ok(Some(h)) => {
+                    let len = h.total_len();
+                    if h.packet_type == PacketType::Publish {
+                        if blocked.is_none()
+                            && let Take::Wait(wait, why) = self.rate.try_take(len)
+                        {
+                            blocked = Some((whole, wait, why));
+                        }
+                        if blocked.is_some() {
+                            over += 1;
+                        }
+                    }
+                    whole += len;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(CloseReason::Protocol(e.reason_code().0));
+                    break;
+                }
             }
         }
-    }
-    if whole > 0 {
-        let data = inbuf.split_to(whole).freeze();
-        if engine
-            .send(ToEngine::Packets {
-                session,
+        let now = Instant::now();
+        let (send, over_rate, resume) = match blocked {
+            None => {
+                self.waiting_since = None;
+                (whole, 0, None)
+            }
+            Some((at, wait, why)) => {
+                let give_up = *self.waiting_since.get_or_insert(now) + MAX_RATE_PAUSE;
+                if failure.is_none() && now < give_up {
+                    // Slow down: what fits goes now, the rest when the tokens are there.
+                    (at, 0, Some((now + wait.max(MIN_WAIT)).min(give_up)))
+                } else {
+                    // Slowed as far as we do; the engine refuses the excess.
+                    self.waiting_since = None;
+                    self.rate.forget_prepaid();
+                    for _ in 0..over {
+                        self.stats.reject(self.tenant, why);
+                    }
+                    (whole, over, None)
+                }
+            }
+        };
+        if send > 0 {
+            let data = inbuf.split_to(send).freeze();
+            let frame = ToEngine::Packets {
+                session: self.session,
                 data,
-                over_rate: 0,
-                received_at: Instant::now(),
-            })
-            .await
-            .is_err()
-        {
-            return Err(CloseReason::ServerShutdown);
+                over_rate,
+                received_at: now,
+            };
+            if self.engine.send(frame).await.is_err() {
+                return Err(CloseReason::ServerShutdown);
+            }
         }
+        failure.map_or(Ok(resume), Err)
     }
-    failure.map_or(Ok(()), Err)
-}
 
-/// Tells the engine the device side ended, and counts why.
-async fn report(
-    engine: &tokio::sync::mpsc::Sender<ToEngine>,
-    session: tenantmq_common::link::SessionKey,
-    reason: CloseReason,
-    stats: &GatewayStats,
-) {
-    match reason {
-        CloseReason::KeepAliveTimeout => GatewayStats::bump(&stats.keepalive_timeouts),
-        CloseReason::Protocol(_) => GatewayStats::bump(&stats.protocol_errors),
-        _ => {}
+    /// Tells the engine the device side ended, and counts why.
+    async fn report(&self, reason: CloseReason) {
+        let stats = &self.stats;
+        match reason {
+            CloseReason::KeepAliveTimeout => GatewayStats::bump(&stats.keepalive_timeouts),
+            CloseReason::Protocol(code) => {
+                GatewayStats::bump(&stats.protocol_errors);
+                if code == ReasonCode::PACKET_TOO_LARGE.0 {
+                    stats.reject(self.tenant, RejectReason::PacketTooLarge);
+                }
+            }
+            _ => {}
+        }
+        tracing::debug!(?reason, "device side ended");
+        let closed = ToEngine::Closed {
+            session: self.session,
+            reason,
+        };
+        let _ = self.engine.send(closed).await;
     }
-    tracing::debug!(?reason, "device side ended");
-    let _ = engine.send(ToEngine::Closed { session, reason }).await;
 }
 
 /// Writes `first` and whatever else is ready as one write.

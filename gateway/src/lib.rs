@@ -21,6 +21,8 @@ pub mod config;
 pub mod connection;
 pub mod control_auth;
 pub mod control_cas;
+pub mod control_quotas;
+pub mod limits;
 pub mod listener;
 pub mod mtls;
 pub mod proxy;

@@ -26,6 +26,8 @@ use tenantmq_gateway::config::DEFAULT_CONNECT_TIMEOUT;
 use tenantmq_gateway::connection::ConnectionContext;
 use tenantmq_gateway::control_auth::ControlAuthenticator;
 use tenantmq_gateway::control_cas::keep_cas_current;
+use tenantmq_gateway::control_quotas::{ApplyQuotas, keep_quotas_current};
+use tenantmq_gateway::limits::EdgeLimits;
 use tenantmq_gateway::listener::{ListenerOptions, run_listener, run_mqtts, run_ws_plain, run_wss};
 use tenantmq_gateway::stats::GatewayStats;
 use tenantmq_gateway::{CaList, GatewayConfig, TlsContext, TlsSettings};
@@ -175,12 +177,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Data plane: one worker, the authenticated gateway, and the dev gateway when asked.
     let worker = Worker::new(signal.clone());
-    let authenticator = Arc::new(ControlAuthenticator::new(cache, &args.base_domain));
+    let authenticator = Arc::new(ControlAuthenticator::new(cache.clone(), &args.base_domain));
     let config = GatewayConfig {
         connect_timeout: Duration::from_secs(args.connect_timeout_secs),
         ..GatewayConfig::default()
     };
     let gateway = context(worker.clone(), authenticator, config.clone());
+    // Plan and override changes reach live connections and the tenant's engine (issue 6:
+    // within 2 s, without reconnecting).
+    let engines: ApplyQuotas = {
+        let worker = worker.clone();
+        Arc::new(move |tenant, quotas| {
+            let worker = worker.clone();
+            Box::pin(async move {
+                worker.update_quotas(tenant, quotas).await;
+            })
+        })
+    };
+    tasks.spawn(keep_quotas_current(
+        cache,
+        feed.subscribe(),
+        gateway.limits.clone(),
+        engines,
+        signal.clone(),
+    ));
     let options = ListenerOptions {
         proxy_protocol: args.proxy_protocol,
     };
@@ -203,10 +223,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ));
     tasks.spawn(run_wss(wss, tls, gateway, options, signal.clone()));
     if args.dev_plain {
+        // The dev tenant has only protocol limits (it is what benchmarks load), so its
+        // listeners do not limit connect rates either.
+        let dev_config = GatewayConfig {
+            source_connect_per_sec: 0,
+            client_id_connect_per_sec: 0,
+            ..config
+        };
         let dev = context(
             worker.clone(),
             Arc::new(DevAnonymous::new(DEV_TENANT_ID, Quotas::unlimited())),
-            config,
+            dev_config,
         );
         let tcp = bind(args.mqtt_listen, "dev plain MQTT").await?;
         let ws = bind(args.ws_listen, "dev plain WebSocket").await?;
@@ -238,6 +265,7 @@ fn context(
     config: GatewayConfig,
 ) -> Arc<ConnectionContext> {
     Arc::new(ConnectionContext {
+        limits: EdgeLimits::new(&config),
         config,
         link,
         authenticator,

@@ -15,6 +15,7 @@ use tenantmq_common::quota::Quotas;
 use tenantmq_common::shutdown::{self, ShutdownTrigger};
 use tenantmq_gateway::auth::DevAnonymous;
 use tenantmq_gateway::connection::ConnectionContext;
+use tenantmq_gateway::limits::EdgeLimits;
 use tenantmq_gateway::stats::GatewayStats;
 use tenantmq_gateway::{GatewayConfig, run_listener};
 use tenantmq_worker::Worker;
@@ -42,6 +43,7 @@ impl DevBroker {
         let worker = Worker::new(signal.clone());
         let stats = Arc::new(GatewayStats::default());
         let gateway = Arc::new(ConnectionContext {
+            limits: EdgeLimits::new(&config),
             config,
             link: worker,
             authenticator: Arc::new(DevAnonymous::new(TenantId::new_v7(), quotas)),

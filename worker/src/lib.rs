@@ -16,6 +16,7 @@ use std::time::Duration;
 use tenantmq_broker::{EngineHandle, EngineOptions};
 use tenantmq_common::TenantId;
 use tenantmq_common::link::{ClientInfo, EngineControl, OpenSession, Opened, ToEngine};
+use tenantmq_common::quota::Quotas;
 use tenantmq_common::session_admin::{AdminFuture, SessionAdmin, SessionAdminError};
 use tenantmq_common::shutdown::Shutdown;
 use tenantmq_router::{BoxFuture, Link, LinkError};
@@ -47,7 +48,10 @@ impl Worker {
     }
 
     /// The mailbox of the tenant's running engine, if any.
-    fn engine(&self, tenant: TenantId) -> Result<Option<mpsc::Sender<ToEngine>>, SessionAdminError> {
+    fn engine(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<mpsc::Sender<ToEngine>>, SessionAdminError> {
         let engines = self
             .engines
             .lock()
@@ -80,6 +84,21 @@ impl Worker {
             Ok(result) => result.map(Some),
             Err(_) => Err(SessionAdminError::Unavailable),
         }
+    }
+
+    /// Hands the tenant's new quotas to its engine, which applies them to existing sessions
+    /// too (rate buckets, topic levels, retained and subscription limits). Returns whether an
+    /// engine took them; a tenant without a running engine needs nothing, as its next engine
+    /// starts with the quotas of the connection that starts it.
+    pub async fn update_quotas(&self, tenant: TenantId, quotas: Arc<Quotas>) -> bool {
+        let Ok(Some(engine)) = self.engine(tenant) else {
+            return false;
+        };
+        let sent = engine.send(ToEngine::Control(EngineControl::Quotas(quotas)));
+        matches!(
+            tokio::time::timeout(CONTROL_TIMEOUT, sent).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Number of tenants with a running engine.

@@ -30,6 +30,7 @@ use tenantmq_common::shutdown::{self, ShutdownTrigger};
 use tenantmq_gateway::auth::{AuthFailure, AuthRequest, Authenticator, ClientCertInfo};
 use tenantmq_gateway::certs::{DevCerts, ensure_dev_certificates, test_util::Pem};
 use tenantmq_gateway::connection::ConnectionContext;
+use tenantmq_gateway::limits::EdgeLimits;
 use tenantmq_gateway::stats::GatewayStats;
 use tenantmq_gateway::{
     CaList, ClientCaSource, GatewayConfig, ListenerOptions, TlsContext, TlsSettings, Transport,
@@ -174,6 +175,7 @@ impl Server {
             link: Worker::new(signal.clone()),
             authenticator: auth.clone(),
             stats: stats.clone(),
+            limits: EdgeLimits::new(&GatewayConfig::default()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
