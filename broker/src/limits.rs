@@ -7,12 +7,12 @@
 //! taking frames from its mailbox until the tokens are there. The mailbox fills, the tenant's
 //! gateway readers wait to hand over their next frame and stop reading their sockets, and TCP
 //! slows the devices: the backpressure path of `engine.rs`, used on purpose. One hold lasts at
-//! most [`MAX_RATE_PAUSE`]; whatever is still beyond the allowance then is refused
-//! (MQTT 5: PUBACK/PUBREC 0x96 Message rate too high; QoS 0 and MQTT 3.1.1: dropped, see
-//! `handlers/publish.rs`) and counted, so a tenant that keeps flooding cannot hold its own
-//! devices' other packets back for long.
+//! most [`MAX_RATE_PAUSE`]; whatever is still beyond the allowance then is refused (MQTT 5:
+//! PUBACK/PUBREC 0x97 with the Reason String "message rate too high"; QoS 0 and MQTT 3.1.1:
+//! dropped, see `handlers/publish.rs`) and counted, so a tenant that keeps flooding cannot
+//! hold its own devices' other packets back for long.
 //!
-//! The buckets use Tokio's clock, so tests can drive them with `tokio::time::pause`. A tenant
+//! The buckets take the time as an argument (Tokio's clock in the engine). A tenant
 //! whose limits are beyond any real rate (the `dev` tenant, benchmarks) has no buckets and pays
 //! nothing on the hot path.
 
@@ -29,6 +29,9 @@ use crate::engine::Engine;
 
 /// Longest the engine holds a tenant's frames back for its rate before refusing the excess.
 pub const MAX_RATE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Shortest hold, so that rounding in the buckets cannot make the engine spin.
+const MIN_WAIT: Duration = Duration::from_millis(1);
 
 /// Rates at or above this are treated as unlimited: no real tenant gets there, and the
 /// bookkeeping would only cost time.
@@ -63,11 +66,10 @@ impl TokenBucket {
         self.last = now;
     }
 
-    /// Takes `n` tokens if there are that many (more than the capacity counts as the
-    /// capacity, so a large request waits for a full bucket instead of forever).
+    /// Takes `n` tokens if there are that many.
     pub fn try_take(&mut self, n: u64, now: Instant) -> bool {
         self.refill(now);
-        let n = (n as f64).min(self.capacity);
+        let n = n as f64;
         if self.tokens >= n {
             self.tokens -= n;
             true
@@ -76,15 +78,19 @@ impl TokenBucket {
         }
     }
 
-    /// How long until `n` tokens are there.
-    pub fn wait_for(&mut self, n: u64, now: Instant) -> Duration {
+    /// How long until `n` tokens are there; `None` when the bucket cannot hold that many.
+    pub fn wait_for(&mut self, n: u64, now: Instant) -> Option<Duration> {
         self.refill(now);
-        let missing = (n as f64).min(self.capacity) - self.tokens;
-        if missing <= 0.0 {
+        let n = n as f64;
+        if n > self.capacity {
+            return None;
+        }
+        let missing = n - self.tokens;
+        Some(if missing <= 0.0 {
             Duration::ZERO
         } else {
             Duration::from_secs_f64(missing / self.rate)
-        }
+        })
     }
 }
 
@@ -209,8 +215,12 @@ impl TenantRate {
         let since = *self.held_since.get_or_insert(now);
         let deadline = since + MAX_RATE_PAUSE;
         if now < deadline {
-            let wait = self.wait_for(counted, bytes, now);
-            return Verdict::Hold((now + wait).min(deadline));
+            // A frame larger than a bucket can never pass whole: it waits out the pause and
+            // is then let through as far as the buckets allow.
+            let resume = self
+                .wait_for(counted, bytes, now)
+                .map_or(deadline, |wait| (now + wait.max(MIN_WAIT)).min(deadline));
+            return Verdict::Hold(resume);
         }
         // Slowed down as far as we do: what fits goes through, the rest is refused.
         let mut allowed = 0;
@@ -234,13 +244,13 @@ impl TenantRate {
     fn messages_fit(&mut self, n: u64, now: Instant) -> bool {
         self.messages
             .as_mut()
-            .is_none_or(|b| b.wait_for(n, now).is_zero())
+            .is_none_or(|b| b.wait_for(n, now).is_some_and(|w| w.is_zero()))
     }
 
     fn bytes_fit(&mut self, n: u64, now: Instant) -> bool {
         self.bytes
             .as_mut()
-            .is_none_or(|b| b.wait_for(n, now).is_zero())
+            .is_none_or(|b| b.wait_for(n, now).is_some_and(|w| w.is_zero()))
     }
 
     fn fits(&mut self, messages: u64, bytes: u64, now: Instant) -> bool {
@@ -256,16 +266,17 @@ impl TenantRate {
         }
     }
 
-    fn wait_for(&mut self, messages: u64, bytes: u64, now: Instant) -> Duration {
-        let m = self
-            .messages
-            .as_mut()
-            .map_or(Duration::ZERO, |b| b.wait_for(messages, now));
-        let b = self
-            .bytes
-            .as_mut()
-            .map_or(Duration::ZERO, |b| b.wait_for(bytes, now));
-        m.max(b)
+    /// How long until both buckets cover a frame; `None` when one never can.
+    fn wait_for(&mut self, messages: u64, bytes: u64, now: Instant) -> Option<Duration> {
+        let m = match self.messages.as_mut() {
+            Some(b) => b.wait_for(messages, now)?,
+            None => Duration::ZERO,
+        };
+        let b = match self.bytes.as_mut() {
+            Some(b) => b.wait_for(bytes, now)?,
+            None => Duration::ZERO,
+        };
+        Some(m.max(b))
     }
 }
 
@@ -340,7 +351,7 @@ mod tests {
         let mut b = TokenBucket::new(10, 10, t0);
         assert!(b.try_take(10, t0));
         assert!(!b.try_take(1, t0));
-        assert_eq!(b.wait_for(1, t0), Duration::from_millis(100));
+        assert_eq!(b.wait_for(1, t0), Some(Duration::from_millis(100)));
         let t1 = t0 + Duration::from_millis(500);
         assert!(b.try_take(5, t1));
         assert!(!b.try_take(1, t1));
@@ -348,8 +359,9 @@ mod tests {
         let t2 = t1 + Duration::from_secs(60);
         assert!(b.try_take(10, t2));
         assert!(!b.try_take(1, t2));
-        // A request above the capacity waits for a full bucket, not forever.
-        assert_eq!(b.wait_for(1000, t2), Duration::from_secs(1));
+        // A request above the capacity can never be met.
+        assert_eq!(b.wait_for(11, t2), None);
+        assert!(!b.try_take(11, t2 + Duration::from_secs(60)));
     }
 
     #[test]

@@ -75,7 +75,8 @@ pub enum ToEngine {
         data: Bytes,
         /// How many of the *last* PUBLISH packets in `data` arrived beyond the client's rate
         /// allowance after the gateway had already slowed it down as far as it does; the engine
-        /// refuses them (MQTT 5: 0x96 Message rate too high). Usually 0.
+        /// refuses them (MQTT 5: PUBACK/PUBREC 0x97 "message rate too high"; 0x96 exists only
+        /// in DISCONNECT). Usually 0.
         over_rate: u32,
         /// When the gateway read the bytes: the start of the delivery-latency measurement.
         received_at: Instant,

@@ -439,8 +439,8 @@ impl Reader {
     /// Returns `Some(when)` when PUBLISH packets beyond the allowance stay buffered: the
     /// caller stops reading until then and calls again. Once they have waited
     /// [`MAX_RATE_PAUSE`], they go with `over_rate` set and the engine refuses them (MQTT 5:
-    /// 0x96). A framing error (malformed fixed header, packet above `max_message_bytes`) is
-    /// returned as the reason to close, after the packets before it.
+    /// 0x97 "message rate too high"). A framing error (malformed fixed header, packet above
+    /// `max_message_bytes`) is returned as the reason to close, after the packets before it.
     async fn forward(&mut self, inbuf: &mut BytesMut) -> Result<Option<Instant>, CloseReason> {
         self.rate.refresh();
         let max_packet_size = self.rate.max_packet_size();

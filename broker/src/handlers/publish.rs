@@ -1,6 +1,6 @@
 //! PUBLISH from a client (spec v5 3.3, 4.3; v3.1.1 3.3, 4.3).
 
-use tenantmq_codec::{Packet, ProtocolVersion, Publish, QoS, ReasonCode, TopicName};
+use tenantmq_codec::{ByteString, Packet, ProtocolVersion, Publish, QoS, ReasonCode, TopicName};
 use tenantmq_common::usage::RejectReason;
 use tokio::time::Instant;
 
@@ -8,6 +8,15 @@ use super::connect::is_reserved;
 use crate::engine::Engine;
 use crate::message::Message;
 use crate::session::ack;
+
+/// Reason String of a PUBLISH refused for the client's or the tenant's rate or bandwidth.
+const RATE_REFUSED: &str = "message rate too high";
+
+/// Reason String of a PUBLISH whose topic has more levels than the plan allows.
+const TOO_MANY_LEVELS: &str = "topic has too many levels";
+
+/// Reason String of a retained PUBLISH beyond the retained-message quota.
+const RETAINED_FULL: &str = "retained message quota exceeded";
 
 impl Engine {
     /// Handles PUBLISH. `over_rate` says the message arrived beyond the client's or the
@@ -75,23 +84,26 @@ impl Engine {
 
         let payload_ok = p.properties.payload_format_indicator != Some(1)
             || std::str::from_utf8(&p.payload).is_ok();
+        // Limits are refused with 0x97 Quota exceeded and a Reason String naming the limit:
+        // 0x96 Message rate too high exists only in DISCONNECT (MQTT 5 3.14.2.1), and the
+        // PUBACK/PUBREC codes (3.4.2.1, 3.5.2.1) have nothing closer for a rate.
         let refusal = if over_rate {
             // Counted where the rate was found exceeded (gateway or `limits.rs`).
-            Some(ReasonCode::MESSAGE_RATE_TOO_HIGH)
+            Some((ReasonCode::QUOTA_EXCEEDED, Some(RATE_REFUSED)))
         } else if !allowed {
             self.stats.acl_denied += 1;
-            Some(ReasonCode::NOT_AUTHORIZED)
+            Some((ReasonCode::NOT_AUTHORIZED, None))
         } else if !payload_ok {
             // The receiver may check a payload declared UTF-8 (MQTT 5 3.3.2.3.2).
-            Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
+            Some((ReasonCode::PAYLOAD_FORMAT_INVALID, None))
         } else if topic.level_count() > usize::from(quotas.max_topic_levels) {
             self.stats.rejections.add(RejectReason::TopicLevels);
-            Some(ReasonCode::QUOTA_EXCEEDED)
+            Some((ReasonCode::QUOTA_EXCEEDED, Some(TOO_MANY_LEVELS)))
         } else if p.retain && !self.retained_fits(&topic, p.payload.len()) {
             // Refused entirely — not stored, not delivered — so that the publisher learns
             // (MQTT 5) that its retained state did not change.
             self.stats.rejections.add(RejectReason::RetainedQuota);
-            Some(ReasonCode::QUOTA_EXCEEDED)
+            Some((ReasonCode::QUOTA_EXCEEDED, Some(RETAINED_FULL)))
         } else {
             None
         };
@@ -99,12 +111,13 @@ impl Engine {
         self.stats.messages_in += 1;
         self.stats.bytes_in += p.payload.len() as u64;
         let mut reason = ReasonCode::SUCCESS;
+        let mut why = None;
         match refusal {
             // MQTT 3.1.1 cannot report a refusal; the message is acknowledged and dropped
             // (`MQTT-3.3.5-2`: acknowledge positively or close; closing would make a device
             // that is merely too fast resend everything). MQTT 5 gets the reason in
             // PUBACK/PUBREC (3.4.2.1); QoS 0 is dropped.
-            Some(rc) if version == ProtocolVersion::V5 => reason = rc,
+            Some((rc, text)) if version == ProtocolVersion::V5 => (reason, why) = (rc, text),
             Some(_) => {}
             None => {
                 let msg =
@@ -118,9 +131,11 @@ impl Engine {
             }
         }
 
+        let mut answer = ack(p.packet_id, reason);
+        answer.properties.reason_string = why.map(ByteString::from_static);
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.write(slot, &Packet::PubAck(ack(p.packet_id, reason))),
+            QoS::AtLeastOnce => self.write(slot, &Packet::PubAck(answer)),
             QoS::ExactlyOnce => {
                 // A failed PUBREC ends the exchange, so only successful ones are remembered.
                 if !reason.is_error()
@@ -128,7 +143,7 @@ impl Engine {
                 {
                     s.incoming_qos2.insert(p.packet_id);
                 }
-                self.write(slot, &Packet::PubRec(ack(p.packet_id, reason)));
+                self.write(slot, &Packet::PubRec(answer));
             }
         }
         Ok(())
