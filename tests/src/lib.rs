@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod raw;
+pub mod tenants;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
