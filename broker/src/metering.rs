@@ -156,9 +156,12 @@ impl Engine {
         meter.recorder.record(tenant, &delta);
 
         let m = meter.metrics();
-        m.messages_dropped.inc_by(now_counters.dropped - was.dropped);
-        m.connections_opened.inc_by(now_counters.opened - was.opened);
-        m.connections_closed.inc_by(now_counters.closed - was.closed);
+        m.messages_dropped
+            .inc_by(now_counters.dropped - was.dropped);
+        m.connections_opened
+            .inc_by(now_counters.opened - was.opened);
+        m.connections_closed
+            .inc_by(now_counters.closed - was.closed);
         m.connect_refused.inc_by(now_counters.refused - was.refused);
         let gauges = Gauges {
             connections: i64::try_from(connected).unwrap_or(i64::MAX),
@@ -167,7 +170,8 @@ impl Engine {
         };
         m.connections
             .inc_by(gauges.connections - meter.gauges.connections);
-        m.mailbox_depth.inc_by(gauges.mailbox - meter.gauges.mailbox);
+        m.mailbox_depth
+            .inc_by(gauges.mailbox - meter.gauges.mailbox);
         m.session_queue_depth
             .inc_by(gauges.queued - meter.gauges.queued);
         meter.gauges = gauges;

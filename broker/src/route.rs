@@ -215,8 +215,11 @@ impl Engine {
             empty,
         ) {
             Outcome::Sent => {
-                self.stats.messages_out += 1;
-                self.stats.bytes_out += msg.payload.len() as u64;
+                // The broker's own `$SYS` messages are not the tenant's traffic (usage, stats).
+                if !crate::sys::is_sys(&msg.topic) {
+                    self.stats.messages_out += 1;
+                    self.stats.bytes_out += msg.payload.len() as u64;
+                }
                 if let Some(conn) = session.conn.as_mut()
                     && !conn.dirty
                 {
@@ -264,7 +267,7 @@ impl Engine {
             return true;
         }
         let old = self.retained.get(topic).map(|m| m.size() as u64);
-        let count = self.retained.len() as u64 + u64::from(old.is_none());
+        let count = self.tenant_retained_count() as u64 + u64::from(old.is_none());
         let size = (topic.as_str().len() + payload_len) as u64;
         let bytes = self.retained_bytes - old.unwrap_or(0) + size;
         count <= u64::from(self.quotas.max_retained_messages)

@@ -101,11 +101,17 @@ impl Engine {
         let q = &self.quotas;
         let retained = self.tenant_retained_count();
         let values: [(&'static str, String); 13] = [
-            ("$SYS/broker/clients/connected", self.connected().to_string()),
+            (
+                "$SYS/broker/clients/connected",
+                self.connected().to_string(),
+            ),
             ("$SYS/broker/clients/sessions", sessions.to_string()),
             ("$SYS/broker/messages/received", s.messages_in.to_string()),
             ("$SYS/broker/messages/sent", s.messages_out.to_string()),
-            ("$SYS/broker/messages/dropped", s.messages_dropped.to_string()),
+            (
+                "$SYS/broker/messages/dropped",
+                s.messages_dropped.to_string(),
+            ),
             ("$SYS/broker/bytes/received", s.bytes_in.to_string()),
             ("$SYS/broker/bytes/sent", s.bytes_out.to_string()),
             ("$SYS/broker/subscriptions/count", subscriptions.to_string()),
@@ -212,13 +218,18 @@ impl Engine {
                 sys.retained_topics += 1;
             }
         }
-        let s = &self.stats;
-        let (out, bytes, dropped) = (s.messages_out, s.bytes_out, s.messages_dropped);
+        // Deliveries of `$SYS` are not counted as sent (see `deliver`); drops neither.
+        let dropped = self.stats.messages_dropped;
         self.route(&msg, None, now);
-        self.stats.messages_out = out;
-        self.stats.bytes_out = bytes;
         self.stats.messages_dropped = dropped;
     }
+}
+
+/// Whether `topic` is in the broker's own `$SYS` tree. Checks the first byte first: almost
+/// every topic is decided there, so the delivery path pays one comparison.
+pub(crate) fn is_sys(topic: &TopicName) -> bool {
+    let t = topic.as_str();
+    t.as_bytes().first() == Some(&b'$') && (t == "$SYS" || t.starts_with("$SYS/"))
 }
 
 /// Appends `s` as a JSON string.
