@@ -305,7 +305,8 @@ impl Collector for SampleCollector {
                 SampleKind::Counter => MetricType::Counter,
                 SampleKind::Gauge => MetricType::Gauge,
             };
-            let mut metric = encoder.encode_descriptor(first.name, first.help, None, metric_type)?;
+            let mut metric =
+                encoder.encode_descriptor(first.name, first.help, None, metric_type)?;
             if first.label.is_none() {
                 // An unlabelled metric has one value.
                 encode_value(&first, metric)?;

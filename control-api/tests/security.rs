@@ -401,7 +401,11 @@ fn operator_routes(tenant: &str) -> Vec<(Method, String, Option<Value>)> {
             Some(json!({"status": "suspended"})),
         ),
         (Method::GET, "/v1/admin/usage".into(), None),
-        (Method::GET, format!("/v1/admin/tenants/{tenant}/clients"), None),
+        (
+            Method::GET,
+            format!("/v1/admin/tenants/{tenant}/clients"),
+            None,
+        ),
         (
             Method::DELETE,
             format!("/v1/admin/tenants/{tenant}/clients/sensor-1"),

@@ -61,7 +61,8 @@ impl UsageFlusher {
         let Some((id, records)) = &self.waiting else {
             return Ok(0);
         };
-        let pending = i64::try_from(records.len() + self.recorder.pending_len()).unwrap_or(i64::MAX);
+        let pending =
+            i64::try_from(records.len() + self.recorder.pending_len()).unwrap_or(i64::MAX);
         metrics.usage_pending.set(pending);
         match self.store.record_usage_batch(*id, records).await {
             Ok(applied) => {

@@ -51,7 +51,11 @@ impl From<ClientInfo> for ClientView {
         Self {
             client_id: c.client_id,
             username: c.username,
-            protocol: if c.protocol_level == 5 { "5.0" } else { "3.1.1" },
+            protocol: if c.protocol_level == 5 {
+                "5.0"
+            } else {
+                "3.1.1"
+            },
             peer: c.peer.map(|p| p.to_string()),
             connected_at: DateTime::from_timestamp(secs, 0).unwrap_or_default(),
             subscriptions: c.subscriptions,
@@ -83,7 +87,11 @@ async fn list(state: &AppState, tenant: TenantId) -> Result<Json<ClientList>, Ap
     }))
 }
 
-async fn kick(state: &AppState, tenant: TenantId, client_id: String) -> Result<StatusCode, ApiError> {
+async fn kick(
+    state: &AppState,
+    tenant: TenantId,
+    client_id: String,
+) -> Result<StatusCode, ApiError> {
     let kicked = admin(state)?
         .kick(tenant, client_id.clone())
         .await

@@ -180,7 +180,12 @@ impl TestApp {
 /// A data plane in memory: connected clients by tenant; a kick removes the client.
 #[derive(Default)]
 pub struct FakeDataPlane {
-    pub clients: std::sync::Mutex<std::collections::HashMap<tenantmq_common::TenantId, Vec<tenantmq_common::link::ClientInfo>>>,
+    pub clients: std::sync::Mutex<
+        std::collections::HashMap<
+            tenantmq_common::TenantId,
+            Vec<tenantmq_common::link::ClientInfo>,
+        >,
+    >,
 }
 
 impl FakeDataPlane {
@@ -196,13 +201,23 @@ impl FakeDataPlane {
             inflight: 0,
             queued: 0,
         };
-        self.clients.lock().unwrap().entry(tenant.parse().unwrap()).or_default().push(info);
+        self.clients
+            .lock()
+            .unwrap()
+            .entry(tenant.parse().unwrap())
+            .or_default()
+            .push(info);
     }
 
     /// The client ids connected for `tenant`.
     pub fn connected(&self, tenant: &str) -> Vec<String> {
         let t: tenantmq_common::TenantId = tenant.parse().unwrap();
-        self.clients.lock().unwrap().get(&t).map(|v| v.iter().map(|c| c.client_id.clone()).collect()).unwrap_or_default()
+        self.clients
+            .lock()
+            .unwrap()
+            .get(&t)
+            .map(|v| v.iter().map(|c| c.client_id.clone()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -210,8 +225,20 @@ impl SessionAdmin for FakeDataPlane {
     fn list_clients(
         &self,
         tenant: tenantmq_common::TenantId,
-    ) -> tenantmq_common::session_admin::AdminFuture<'_, Result<Vec<tenantmq_common::link::ClientInfo>, tenantmq_common::session_admin::SessionAdminError>> {
-        let list = self.clients.lock().unwrap().get(&tenant).cloned().unwrap_or_default();
+    ) -> tenantmq_common::session_admin::AdminFuture<
+        '_,
+        Result<
+            Vec<tenantmq_common::link::ClientInfo>,
+            tenantmq_common::session_admin::SessionAdminError,
+        >,
+    > {
+        let list = self
+            .clients
+            .lock()
+            .unwrap()
+            .get(&tenant)
+            .cloned()
+            .unwrap_or_default();
         Box::pin(async move { Ok(list) })
     }
 
@@ -219,7 +246,10 @@ impl SessionAdmin for FakeDataPlane {
         &self,
         tenant: tenantmq_common::TenantId,
         client_id: String,
-    ) -> tenantmq_common::session_admin::AdminFuture<'_, Result<bool, tenantmq_common::session_admin::SessionAdminError>> {
+    ) -> tenantmq_common::session_admin::AdminFuture<
+        '_,
+        Result<bool, tenantmq_common::session_admin::SessionAdminError>,
+    > {
         let mut clients = self.clients.lock().unwrap();
         let list = clients.entry(tenant).or_default();
         let before = list.len();
