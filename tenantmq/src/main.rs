@@ -2,11 +2,15 @@
 //! them to the services' `run` functions (house rule 1: a thin `main`).
 
 mod cmd_control;
+#[cfg(test)]
+mod observability_tests;
+mod ops;
 mod signal;
 mod standalone;
 mod telemetry;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +21,10 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Text, env = "TENANTMQ_LOG_FORMAT")]
     log_format: telemetry::LogFormat,
+    /// Export traces and metrics over OTLP/HTTP to this collector (e.g.
+    /// `http://127.0.0.1:4318`); off when unset.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,18 +44,24 @@ enum Command {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // One set of metrics per process: the ops listener serves it, OTLP mirrors it.
+    let metrics = Arc::new(tenantmq_common::metrics::Metrics::new());
+    let telemetry = runtime.block_on(async {
+        telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref(), &metrics)
+    })?;
     let status = runtime.block_on(async move {
         match cli.command {
-            Command::Standalone(args) => standalone::run(args).await.map(|()| 0),
+            Command::Standalone(args) => standalone::run(args, metrics).await.map(|()| 0),
             Command::ControlApi(args) => cmd_control::run_control_api(args).await.map(|()| 0),
             Command::Migrate(args) => cmd_control::run_migrate(args).await.map(|()| 0),
             // The load tool drives its connections on threads of its own.
             Command::Bench(args) => Ok(tenantmq_bench::run_and_print(args).await),
         }
-    })?;
-    Ok(ExitCode::from(status))
+    });
+    // Outside `block_on`: shutting the exporters down waits for tasks on the runtime.
+    telemetry.shutdown();
+    Ok(ExitCode::from(status?))
 }

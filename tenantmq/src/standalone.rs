@@ -14,12 +14,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
+use tenantmq_broker::EngineOptions;
+use tenantmq_broker::sys::SYS_INTERVAL;
 use tenantmq_common::TenantId;
+use tenantmq_common::metrics::Metrics;
 use tenantmq_common::quota::Quotas;
 use tenantmq_common::shutdown;
+use tenantmq_common::usage::UsageRecorder;
 use tenantmq_control_api::ApiConfig;
 use tenantmq_control_cache::{CacheConfig, ControlCache};
-use tenantmq_control_store::{ChangeFeed, InProcessFeed, Secret, Store};
+use tenantmq_control_store::{
+    ChangeFeed, InProcessFeed, Secret, Store, USAGE_FLUSH_INTERVAL, UsageFlusher,
+};
 use tenantmq_gateway::auth::{Authenticator, DevAnonymous};
 use tenantmq_gateway::certs::ensure_dev_certificates;
 use tenantmq_gateway::config::DEFAULT_CONNECT_TIMEOUT;
@@ -93,6 +99,17 @@ pub struct Args {
     /// Plain-WebSocket listener of `--dev-plain`.
     #[arg(long, default_value = "127.0.0.1:8083", env = "TENANTMQ_WS_LISTEN")]
     ws_listen: SocketAddr,
+    /// Ops listener: `/metrics` (Prometheus), `/healthz`, `/readyz` (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9090", env = "TENANTMQ_OPS_LISTEN")]
+    ops_listen: SocketAddr,
+    /// Seconds between two publications of each tenant's `$SYS` statistics.
+    #[arg(
+        long,
+        default_value_t = SYS_INTERVAL.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+        env = "TENANTMQ_SYS_INTERVAL_SECS"
+    )]
+    sys_interval_secs: u64,
 }
 
 /// Bound addresses and files, written to `<data-dir>/endpoints.json` so that scripts and tests
@@ -108,10 +125,11 @@ struct Endpoints {
     ws: Option<SocketAddr>,
     ca_file: Option<PathBuf>,
     operator_token_file: Option<PathBuf>,
+    ops: Option<SocketAddr>,
 }
 
 /// Runs standalone mode until SIGINT or SIGTERM.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
     let (trigger, signal) = shutdown::channel();
@@ -123,6 +141,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening {}", db.display()))?;
     let feed: Arc<dyn ChangeFeed> = Arc::new(InProcessFeed::new());
+
+    // Observability: usage metering into the store, the ops listener.
+    let usage = UsageRecorder::new(metrics.clone());
+    let flusher = tokio::spawn(
+        UsageFlusher::new(usage.clone(), store.clone()).run(USAGE_FLUSH_INTERVAL, signal.clone()),
+    );
+    let ops = crate::ops::OpsState::new(metrics.clone(), Some(store.clone()));
+    let ops_listener = bind(args.ops_listen, "ops (metrics, health)").await?;
+    let ops_addr = ops_listener.local_addr()?;
+    tasks.spawn({
+        let (ops, signal) = (ops.clone(), signal.clone());
+        async move {
+            if let Err(e) = crate::ops::serve(ops_listener, ops, signal).await {
+                tracing::error!(error = %e, "ops listener stopped");
+            }
+        }
+    });
+    // The worker exists before the API, which lists and kicks clients through it.
+    let worker = Worker::with_options(
+        signal.clone(),
+        EngineOptions {
+            usage: Some(usage.clone()),
+            sys_interval: Some(Duration::from_secs(args.sys_interval_secs)),
+        },
+    );
+    let gateway_stats = Arc::new(GatewayStats::with_usage(usage.clone()));
+    metrics.register_collector(crate::ops::gateway_collector(gateway_stats.clone()));
+
     let token_file = dir.join("operator-token");
     let token = operator_token(&token_file)?;
     let mut api = ApiConfig {
@@ -138,16 +184,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let api_listener = bind(args.api_listen, "control API").await?;
     let api_addr = api_listener.local_addr()?;
+    let api_state = tenantmq_control_api::AppState::new(api, store.clone(), feed.clone())
+        .context("control API configuration")?
+        .with_session_admin(worker.clone());
     tasks.spawn({
-        let (store, feed, signal) = (store.clone(), feed.clone(), signal.clone());
+        let signal = signal.clone();
         async move {
-            if let Err(e) = tenantmq_control_api::run(api_listener, api, store, feed, signal).await
-            {
+            if let Err(e) = tenantmq_control_api::serve(api_listener, api_state, signal).await {
                 tracing::error!(error = %e, "control API stopped");
             }
         }
     });
     let cache = ControlCache::new(store.clone(), feed.as_ref(), CacheConfig::default());
+    metrics.register_collector(crate::ops::cache_collector(cache.clone()));
 
     // TLS: the given certificate, or one generated for localhost and the base domain.
     let (cert, key, ca_file) = match (&args.tls_cert, &args.tls_key) {
@@ -176,13 +225,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
 
     // Data plane: one worker, the authenticated gateway, and the dev gateway when asked.
-    let worker = Worker::new(signal.clone());
     let authenticator = Arc::new(ControlAuthenticator::new(cache.clone(), &args.base_domain));
     let config = GatewayConfig {
         connect_timeout: Duration::from_secs(args.connect_timeout_secs),
         ..GatewayConfig::default()
     };
-    let gateway = context(worker.clone(), authenticator, config.clone());
+    let gateway = context(
+        worker.clone(),
+        authenticator,
+        gateway_stats.clone(),
+        config.clone(),
+    );
     // Plan and override changes reach live connections and the tenant's engine (issue 6:
     // within 2 s, without reconnecting).
     let engines: ApplyQuotas = {
@@ -212,6 +265,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         api: Some(api_addr),
         ca_file: ca_file.clone(),
         operator_token_file: Some(token_file.clone()),
+        ops: Some(ops_addr),
         ..Endpoints::default()
     };
     tasks.spawn(run_mqtts(
@@ -233,6 +287,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let dev = context(
             worker.clone(),
             Arc::new(DevAnonymous::new(DEV_TENANT_ID, Quotas::unlimited())),
+            gateway_stats.clone(),
             dev_config,
         );
         let tcp = bind(args.mqtt_listen, "dev plain MQTT").await?;
@@ -248,6 +303,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     write_endpoints(dir, &endpoints)?;
+    ops.set_listeners_bound();
     print_banner(&endpoints, &token, &args.base_domain);
 
     crate::signal::wait_for_signal().await;
@@ -255,13 +311,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     trigger.trigger();
     while tasks.join_next().await.is_some() {}
     worker.join().await;
+    // The engines handed over their last usage when they stopped; write it before exiting.
+    if let Ok(flusher) = flusher.await {
+        flusher.finish().await;
+    }
     store.close().await;
     Ok(())
 }
 
-fn context(
+/// One gateway's connection context; every listener of the process shares `stats`.
+pub(crate) fn context(
     link: Arc<dyn Link>,
     authenticator: Arc<dyn Authenticator>,
+    stats: Arc<GatewayStats>,
     config: GatewayConfig,
 ) -> Arc<ConnectionContext> {
     Arc::new(ConnectionContext {
@@ -269,7 +331,7 @@ fn context(
         config,
         link,
         authenticator,
-        stats: Arc::new(GatewayStats::default()),
+        stats,
     })
 }
 
@@ -338,6 +400,10 @@ fn print_banner(e: &Endpoints, token: &str, base_domain: &str) {
         show(e.wss)
     );
     println!("  api:   {api}/v1   (OpenAPI at {api}/v1/openapi.json)");
+    println!(
+        "  ops:   http://{}/metrics   (Prometheus; /healthz, /readyz)",
+        show(e.ops)
+    );
     if let Some(m) = e.mqtt {
         println!(
             "  dev plain MQTT (anonymous dev tenant): {m}, dev plain WebSocket: {}/mqtt",

@@ -79,7 +79,8 @@ def start_broker(data_dir: Path) -> Broker:
             [str(broker_binary()), "standalone", "--dev-plain",
              "--mqtt-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0",
              "--mqtts-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0",
-             "--api-listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+             "--api-listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0",
+             "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "NO_COLOR": "1"},
         )

@@ -206,7 +206,8 @@ def start_standalone(data_dir: Path, *extra: str, generous_signups: bool = True)
     endpoints = data_dir / "endpoints.json"
     args = [str(binary()), "standalone",
             "--mqtts-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0",
-            "--api-listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
+            "--api-listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0",
+            "--data-dir", str(data_dir)]
     if generous_signups:
         args += ["--signup-per-minute", "1000", "--signup-burst", "1000"]
     args += list(extra)
