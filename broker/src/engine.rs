@@ -560,6 +560,8 @@ impl Engine {
         for sub in session.subscriptions.values() {
             self.unlink_subscription(slot, sub);
         }
+        self.stats.messages_out += session.sent_from_queue.0;
+        self.stats.bytes_out += session.sent_from_queue.1;
         self.by_client_id.remove(&session.client_id);
         if let Some(s) = self.slots.get_mut(slot as usize) {
             s.generation = s.generation.wrapping_add(1);

@@ -117,12 +117,13 @@ impl Engine {
     pub(crate) fn meter_tick(&mut self, now: Instant) {
         self.meter_connections(now);
         let connected = self.connected();
-        let queued: usize = self
-            .slots
-            .iter()
-            .filter_map(|s| s.session.as_ref())
-            .map(|s| s.queue.len())
-            .sum();
+        let mut queued = 0usize;
+        for session in self.slots.iter_mut().filter_map(|s| s.session.as_mut()) {
+            queued += session.queue.len();
+            let (messages, bytes) = std::mem::take(&mut session.sent_from_queue);
+            self.stats.messages_out += messages;
+            self.stats.bytes_out += bytes;
+        }
         let mailbox = MAILBOX_CAPACITY.saturating_sub(self.mailbox.capacity());
         let tenant = self.tenant;
         let stats: &EngineStats = &self.stats;

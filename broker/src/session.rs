@@ -105,6 +105,10 @@ pub(crate) struct Session {
     pub pending_will: Option<crate::message::Message>,
     /// Whether the engine's congestion list holds this session.
     pub congestion_listed: bool,
+    /// Queued messages sent since the engine last collected them (messages, payload
+    /// bytes): deliveries counted when they leave the queue, not when they enter it. The
+    /// engine's meter moves them into its stats every tick (`metering.rs`).
+    pub sent_from_queue: (u64, u64),
     /// In-flight messages whose PUBLISH is still to be resent on the current connection
     /// (entries with `sent == false`).
     held: usize,
@@ -125,6 +129,7 @@ impl Session {
             incoming_qos2: FxHashSet::default(),
             pending_will: None,
             congestion_listed: false,
+            sent_from_queue: (0, 0),
             held: 0,
             next_packet_id: 1,
         }
@@ -259,7 +264,12 @@ impl Session {
             let Some(d) = self.queue.pop_front() else {
                 break;
             };
-            wrote |= self.send_inflight(d, now, empty) == Outcome::Sent;
+            let bytes = d.msg.payload.len() as u64;
+            if self.send_inflight(d, now, empty) == Outcome::Sent {
+                wrote = true;
+                self.sent_from_queue.0 += 1;
+                self.sent_from_queue.1 += bytes;
+            }
         }
         wrote
     }

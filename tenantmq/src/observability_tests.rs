@@ -429,3 +429,43 @@ async fn clients_are_listed_and_kicked_per_tenant() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn messages_queued_for_an_offline_session_count_when_they_are_sent() {
+    let w = World::start().await;
+    let (_a, a_key, a_addr) = w.tenant("tenant-a").await;
+    const V5: ProtocolVersion = ProtocolVersion::V5;
+    let connect = tenantmq_e2e::raw::persistent_connect_packet(V5, "offline");
+    let (mut sub, _) = RawClient::connect_with(a_addr, connect.clone()).await;
+    sub.subscribe("q/#", QoS::AtLeastOnce).await;
+    sub.disconnect().await;
+    let mut publisher = RawClient::connected(a_addr, V5, "pub").await;
+    for i in 0..3u16 {
+        publisher
+            .publish(publish_packet(
+                "q/x",
+                QoS::AtLeastOnce,
+                false,
+                i + 1,
+                b"abcd",
+            ))
+            .await;
+    }
+    let (mut sub, ack) = RawClient::connect_with(a_addr, connect).await;
+    assert!(ack.session_present);
+    for _ in 0..3 {
+        sub.expect_publish_acked().await;
+    }
+    tokio::time::sleep(tenantmq_common::usage::USAGE_TICK + Duration::from_millis(300)).await;
+    UsageFlusher::new(w.usage.clone(), w.store.clone())
+        .flush()
+        .await
+        .unwrap();
+    let (_, text) = http(w.api, "GET", "/v1/usage", Some(&a_key), None).await;
+    let row = &json(&text)["items"][0];
+    assert_eq!(
+        (row["messages_out"].as_i64(), row["bytes_out"].as_i64()),
+        (Some(3), Some(12)),
+        "{text}"
+    );
+}
