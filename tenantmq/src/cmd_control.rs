@@ -55,6 +55,9 @@ pub struct ControlApiArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "TENANTMQ_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Ops listener: `/metrics`, `/healthz`, `/readyz` (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9090", env = "TENANTMQ_OPS_LISTEN")]
+    pub ops_listen: SocketAddr,
 }
 
 /// Options of `tenantmq migrate`.
@@ -102,7 +105,11 @@ impl ControlApiArgs {
 /// # Errors
 /// Invalid configuration, an unreachable database or Redis, a failed migration, or a listen
 /// address that cannot be bound.
-pub async fn run_control_api(args: ControlApiArgs) -> anyhow::Result<()> {
+pub async fn run_control_api(
+    args: ControlApiArgs,
+    metrics: Arc<tenantmq_common::metrics::Metrics>,
+) -> anyhow::Result<()> {
+    let ops_listen = args.ops_listen;
     let config = args.load()?;
     let store = Store::connect(config.database_url.expose(), config.migrate)
         .await
@@ -125,6 +132,13 @@ pub async fn run_control_api(args: ControlApiArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let ops_listener = tokio::net::TcpListener::bind(ops_listen)
+        .await
+        .with_context(|| format!("cannot listen for ops on {ops_listen}"))?;
+    let ops = crate::ops::OpsState::new(metrics, Some(store.clone()));
+    ops.set_listeners_bound();
+    tracing::info!(addr = ?ops_listener.local_addr().ok(), "ops listener (metrics, health)");
+    tokio::spawn(crate::ops::serve(ops_listener, ops, signal.clone()));
     let server = tokio::spawn(tenantmq_control_api::run(
         listener,
         config,

@@ -55,7 +55,9 @@ fn main() -> anyhow::Result<ExitCode> {
     let status = runtime.block_on(async move {
         match cli.command {
             Command::Standalone(args) => standalone::run(args, metrics).await.map(|()| 0),
-            Command::ControlApi(args) => cmd_control::run_control_api(args).await.map(|()| 0),
+            Command::ControlApi(args) => cmd_control::run_control_api(args, metrics)
+                .await
+                .map(|()| 0),
             Command::Migrate(args) => cmd_control::run_migrate(args).await.map(|()| 0),
             // The load tool drives its connections on threads of its own.
             Command::Bench(args) => Ok(tenantmq_bench::run_and_print(args).await),
