@@ -108,6 +108,12 @@ impl World {
         let metrics = Arc::new(Metrics::new());
         let store = Store::connect("sqlite::memory:", true).await.unwrap();
         let feed: Arc<dyn ChangeFeed> = Arc::new(InProcessFeed::new());
+        let cache = tenantmq_control_cache::ControlCache::new(
+            store.clone(),
+            feed.as_ref(),
+            tenantmq_control_cache::CacheConfig::default(),
+        );
+        metrics.register_collector(crate::ops::cache_collector(cache));
         let usage = UsageRecorder::new(metrics.clone());
         let worker = Worker::with_options(
             signal.clone(),
@@ -468,4 +474,49 @@ async fn messages_queued_for_an_offline_session_count_when_they_are_sent() {
         (Some(3), Some(12)),
         "{text}"
     );
+}
+
+/// The metric names listed in `docs/architecture.md` (its metrics table).
+fn documented_metrics() -> Vec<String> {
+    let doc = include_str!("../../docs/architecture.md");
+    let table = doc
+        .split("<!-- metrics-table -->")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the metrics table in docs/architecture.md");
+    table
+        .split('`')
+        .filter(|s| {
+            s.starts_with("tenantmq_") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_documented_metric_names_are_exactly_the_exported_ones() {
+    let w = World::start().await;
+    let text = w.scrape().await;
+    let exported: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let documented = documented_metrics();
+    assert!(documented.len() >= 20, "{documented:?}");
+    for name in &documented {
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(
+            exported.contains(&family),
+            "{name} is documented but not exported:\n{text}"
+        );
+    }
+    for family in &exported {
+        assert!(
+            documented
+                .iter()
+                .any(|d| d == family || *d == format!("{family}_total")),
+            "{family} is exported but not in docs/architecture.md"
+        );
+    }
 }
