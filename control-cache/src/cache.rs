@@ -1,9 +1,10 @@
 //! [`ControlCache`]: cached lookups with invalidation and stale fallback.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
@@ -15,6 +16,7 @@ use tenantmq_common::quota::Quotas;
 use tenantmq_control_store::models::{CredentialSecret, RegisteredCa, Tenant, TenantStatus};
 use tenantmq_control_store::{ChangeFeed, ChangeKind, Invalidation, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OnceCell, Semaphore};
 use uuid::Uuid;
 
 use crate::map::{CacheMap, Lookup};
@@ -111,9 +113,15 @@ pub struct CacheStats {
     pub stale_served: u64,
     /// Invalidations applied (an `All` counts once).
     pub invalidations: u64,
+    /// Password hashes verified (argon2 runs): verdicts not found in the cache, each
+    /// computed once however many connections asked for it at the same time.
+    pub password_hashes: u64,
 }
 
 type VerdictKey = (TenantId, String, [u8; 32]);
+
+/// A verification in progress; everyone asking for the same verdict meanwhile waits on it.
+type Pending = Arc<OnceCell<Option<DeviceIdentity>>>;
 
 struct Inner {
     store: Store,
@@ -132,6 +140,15 @@ struct Inner {
     store_errors: AtomicU64,
     stale_served: AtomicU64,
     invalidations: AtomicU64,
+    password_hashes: AtomicU64,
+    /// Verifications in progress by verdict key. A fleet reconnecting at once (after a
+    /// deploy or a network blip) often shares one credential: without this every connection
+    /// of the burst would run its own argon2 before the first verdict is cached — hundreds
+    /// of 19 MiB, tens-of-milliseconds hashes for one answer.
+    pending: Mutex<HashMap<VerdictKey, Pending>>,
+    /// Bounds the argon2 hashes running at once to the CPUs, so that a burst of distinct
+    /// credentials costs queueing time rather than a blocking thread and 19 MiB each.
+    hashing: Semaphore,
 }
 
 /// The read-side cache. Cheap to clone; clones share entries.
@@ -169,6 +186,11 @@ impl ControlCache {
             store_errors: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
+            password_hashes: AtomicU64::new(0),
+            pending: Mutex::new(HashMap::new()),
+            hashing: Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
         });
         tokio::spawn(listen(Arc::downgrade(&inner), feed.subscribe()));
         Self { inner }
@@ -262,9 +284,48 @@ impl ControlCache {
             self.inner.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(verdict);
         }
+        // Join the verification of this exact (tenant, username, password) already running,
+        // or start it. A failed one leaves the cell empty: the next waiter tries itself.
+        let pending = {
+            let mut map = self
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            map.entry(key.clone()).or_default().clone()
+        };
+        let verdict = pending
+            .get_or_try_init(|| self.verify_uncached(&key, password))
+            .await
+            .cloned();
+        {
+            let mut map = self
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if map.get(&key).is_some_and(|p| Arc::ptr_eq(p, &pending)) {
+                map.remove(&key);
+            }
+        }
+        verdict
+    }
+
+    /// Reads the credential and runs argon2, then caches the verdict.
+    async fn verify_uncached(
+        &self,
+        key: &VerdictKey,
+        password: &[u8],
+    ) -> Result<Option<DeviceIdentity>, CacheError> {
+        // A verification that finished between our cache miss and joining `pending`.
+        if let Lookup::Fresh(verdict) = self.inner.verdicts.get(key) {
+            return Ok(verdict);
+        }
+        let (tenant, username, _) = key;
+        let tenant = *tenant;
         let generation = self.inner.generation.load(Ordering::Acquire);
         let store = self.inner.store.clone();
-        let user = username.to_owned();
+        let user = username.clone();
         let credential = self
             .cached_raw(
                 &self.inner.credentials,
@@ -275,7 +336,16 @@ impl ControlCache {
             .await?;
         let verdict = match credential {
             None => None,
-            Some(c) => verify(c, password.to_vec()).await?,
+            Some(c) => {
+                let _permit = self
+                    .inner
+                    .hashing
+                    .acquire()
+                    .await
+                    .map_err(|e| CacheError::Verify(e.to_string()))?;
+                self.inner.password_hashes.fetch_add(1, Ordering::Relaxed);
+                verify(c, password.to_vec()).await?
+            }
         };
         let cfg = &self.inner.config;
         let ttl = if verdict.is_some() {
@@ -284,7 +354,9 @@ impl ControlCache {
             cfg.password_fail_ttl
         };
         let raced = self.inner.generation.load(Ordering::Acquire) != generation;
-        self.inner.verdicts.insert(key, verdict.clone(), ttl, raced);
+        self.inner
+            .verdicts
+            .insert(key.clone(), verdict.clone(), ttl, raced);
         Ok(verdict)
     }
 
@@ -297,6 +369,7 @@ impl ControlCache {
             store_errors: i.store_errors.load(Ordering::Relaxed),
             stale_served: i.stale_served.load(Ordering::Relaxed),
             invalidations: i.invalidations.load(Ordering::Relaxed),
+            password_hashes: i.password_hashes.load(Ordering::Relaxed),
         }
     }
 

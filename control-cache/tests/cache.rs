@@ -363,3 +363,25 @@ async fn cache_is_shareable() {
         assert!(t.await.unwrap().is_none());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connections_with_one_credential_hashes_once() {
+    let store = tenantmq_control_store::test_util::sqlite_store().await;
+    let t = tenant(&store, "fleet").await;
+    credential(&store, t, "dev", "shared secret").await;
+    let cache = ControlCache::new(store, &InProcessFeed::new(), CacheConfig::default());
+    let check = |password: &'static [u8]| {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.verify_password(t, "dev", password).await.unwrap() })
+    };
+    let burst: Vec<_> = (0..64).map(|_| check(b"shared secret")).collect();
+    let wrong = check(b"not the secret");
+    for task in burst {
+        assert!(task.await.unwrap().is_some());
+    }
+    // A wrong password never rides on the right one's verdict: it is hashed on its own.
+    assert!(wrong.await.unwrap().is_none());
+    assert_eq!(cache.stats().password_hashes, 2);
+    assert!(check(b"shared secret").await.unwrap().is_some());
+    assert_eq!(cache.stats().password_hashes, 2, "the verdict is cached");
+}
