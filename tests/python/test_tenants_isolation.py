@@ -8,6 +8,7 @@ their subscriptions work and their connections are live) before B's inbox is che
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -40,9 +41,27 @@ def attackers(devices, version, cred: Credential, marker: str) -> list[Device]:
     return clients
 
 
-def assert_only(client: Device, allowed_topics: set[str], what: str) -> None:
-    leaked = [(m.topic, m.payload) for m in client.received() if m.topic not in allowed_topics]
+def assert_only(client: Device, allowed_topics: set[str], what: str,
+                own_sys=lambda m: False) -> None:
+    leaked = [(m.topic, m.payload) for m in client.received()
+              if m.topic not in allowed_topics and not own_sys(m)]
     assert not leaked, f"{what}: received another tenant's messages: {leaked}"
+
+
+def own_sys(client_ids: set[str], username: str, max_received: int):
+    """Whether a `$SYS` message is the subscriber's own tenant's (issue 6, item 6): events
+    name only its own clients and username, and its message count leaves out everything the
+    other tenant published."""
+    def check(m) -> bool:
+        if not m.topic.startswith("$SYS/"):
+            return False
+        if m.topic.startswith("$SYS/events/"):
+            e = json.loads(m.payload)
+            return e["client_id"] in client_ids and e["username"] == username
+        if m.topic == "$SYS/broker/messages/received":
+            return int(m.payload) <= max_received
+        return True
+    return check
 
 
 def test_wildcards_shared_and_sys_see_nothing_of_another_tenant(server, devices, version):
@@ -72,8 +91,10 @@ def test_wildcards_shared_and_sys_see_nothing_of_another_tenant(server, devices,
     for spy, filters in zip(spies, ATTACKER_FILTERS):
         spy.wait_message(marker, b"b-own")
     time.sleep(QUIET)
+    # B sees its own `$SYS` statistics and events; they must show nothing of A's.
+    b_own = own_sys({c.client_id for c in spies + [b_pub]}, b_cred.username, max_received=1)
     for spy, filters in zip(spies, ATTACKER_FILTERS):
-        assert_only(spy, {marker}, f"B subscribed to {filters}")
+        assert_only(spy, {marker}, f"B subscribed to {filters}", b_own)
     assert not [m for m in a_watch.received() if m.payload == b"b-own"], \
         "A received B's marker"
 
