@@ -18,7 +18,7 @@ use tenantmq_codec::{
     ByteString, Disconnect, Packet, ProtocolVersion, PublishProperties, ReasonCode, frame,
 };
 use tenantmq_common::TenantId;
-use tenantmq_common::link::{ClientInfo, CloseReason, EngineControl, Opened, SessionKey, ToEngine};
+use tenantmq_common::link::{CloseReason, Opened, SessionKey, ToEngine};
 use tenantmq_common::quota::Quotas;
 use tenantmq_common::shutdown::Shutdown;
 use tenantmq_common::usage::UsageRecorder;
@@ -274,48 +274,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Handles a request of the control plane.
-    fn on_control(&mut self, control: EngineControl, now: Instant) {
-        match control {
-            EngineControl::Quotas(quotas) => self.set_quotas(quotas, now),
-            EngineControl::ListClients(reply) => {
-                let _ = reply.send(self.clients());
-            }
-            EngineControl::Kick { client_id, reply } => {
-                let slot = self.by_client_id.get(client_id.as_str()).copied();
-                let connected =
-                    slot.is_some_and(|s| self.session(s).is_some_and(|s| s.conn.is_some()));
-                if let (Some(slot), true) = (slot, connected) {
-                    self.close(
-                        slot,
-                        Close::Violation(ReasonCode::ADMINISTRATIVE_ACTION),
-                        now,
-                    );
-                }
-                let _ = reply.send(connected);
-            }
-        }
-    }
-
-    /// The connected clients.
-    fn clients(&self) -> Vec<ClientInfo> {
-        self.slots
-            .iter()
-            .filter_map(|slot| slot.session.as_ref())
-            .filter_map(|s| s.conn.as_ref().map(|c| (s, c)))
-            .map(|(s, c)| ClientInfo {
-                client_id: s.client_id.to_string(),
-                username: c.username.clone(),
-                protocol_level: c.version.level(),
-                peer: c.peer,
-                connected_at_unix: c.connected_at_unix,
-                subscriptions: u32::try_from(s.subscriptions.len()).unwrap_or(u32::MAX),
-                inflight: u32::try_from(s.inflight.len()).unwrap_or(u32::MAX),
-                queued: u32::try_from(s.queue.len()).unwrap_or(u32::MAX),
-            })
-            .collect()
     }
 
     /// Is `key` the current connection of its slot?

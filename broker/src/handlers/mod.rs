@@ -3,6 +3,7 @@
 
 mod acks;
 mod connect;
+mod control;
 mod disconnect;
 mod publish;
 mod subscribe;
