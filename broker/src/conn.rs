@@ -24,7 +24,8 @@ use crate::message::Message;
 /// the session queue instead of growing memory without bound.
 pub(crate) const MAX_QUEUED_OUTPUT_BYTES: usize = 1 << 20;
 
-/// Capacity reserved for a connection's output buffer when it is first written to.
+/// Capacity a connection's output buffer grows by once a second packet is encoded before a
+/// flush (the first gets exactly its size, see [`Conn::reserve`]).
 const OUT_BUFFER_CHUNK: usize = 4096;
 
 /// An output buffer that has shrunk below this after a flush is dropped rather than kept, so
@@ -240,9 +241,20 @@ impl Conn {
         }
     }
 
+    /// Makes room for `len` more bytes. An empty buffer gets exactly `len`: most connections
+    /// are idle, writing a CONNACK, a SUBACK or a PINGRESP now and then, and a buffer of that
+    /// size is used up by the packet and dropped at the flush (below `OUT_BUFFER_KEEP_MIN`)
+    /// instead of keeping 4 KiB per idle connection. A second packet before the flush means
+    /// a busy connection: the buffer grows by whole chunks, and the rest of a chunk is kept
+    /// for the next tick.
     fn reserve(&mut self, len: usize) {
         if self.out.capacity() - self.out.len() < len {
-            self.out.reserve(len.max(OUT_BUFFER_CHUNK));
+            let chunk = if self.out.capacity() == 0 {
+                len
+            } else {
+                len.max(OUT_BUFFER_CHUNK)
+            };
+            self.out.reserve(chunk);
         }
     }
 

@@ -17,9 +17,11 @@
 //! are written. In standalone mode these are in-process channels; the cluster link carries the
 //! same frames over TCP.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -170,27 +172,58 @@ pub struct Accepted {
 /// The engine's end of the channel towards one device connection.
 #[derive(Debug)]
 pub struct DeviceTx {
-    tx: mpsc::Sender<Bytes>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<DeviceShared>,
 }
 
 /// The connection's end: the writer task drains it into the socket.
 #[derive(Debug)]
 pub struct DeviceRx {
-    rx: mpsc::Receiver<Bytes>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<DeviceShared>,
+}
+
+/// The state both ends of a device channel share.
+///
+/// Not Tokio's `mpsc`: a bounded `mpsc` channel allocates its shared state and a first block of
+/// 32 slots up front, about 1.5 KB per connection, and most connections are idle. This one is
+/// a mutex-guarded queue that allocates only while chunks wait. The lock is taken once per
+/// engine flush and once per chunk the writer takes, by two parties at most, so it is all but
+/// uncontended.
+#[derive(Debug)]
+struct DeviceShared {
+    state: Mutex<DeviceState>,
+    /// Bytes queued or held by the writer and not yet written (see [`DeviceRx::written`]).
+    queued: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct DeviceState {
+    chunks: VecDeque<Bytes>,
+    /// The writer waiting for a chunk.
+    waker: Option<Waker>,
+    /// The engine dropped its [`DeviceTx`]: after the queued chunks, the connection closes.
+    tx_dropped: bool,
+    /// The connection dropped its [`DeviceRx`]: nothing will be written any more.
+    rx_dropped: bool,
+}
+
+impl DeviceShared {
+    fn lock(&self) -> MutexGuard<'_, DeviceState> {
+        // Nothing panics while holding the lock; a poisoned one still holds a valid queue.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A device channel with room for [`DEVICE_CHANNEL_CHUNKS`] chunks.
 pub fn device_channel() -> (DeviceTx, DeviceRx) {
-    let (tx, rx) = mpsc::channel(DEVICE_CHANNEL_CHUNKS);
-    let queued = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(DeviceShared {
+        state: Mutex::new(DeviceState::default()),
+        queued: AtomicUsize::new(0),
+    });
     (
         DeviceTx {
-            tx,
-            queued: queued.clone(),
+            shared: shared.clone(),
         },
-        DeviceRx { rx, queued },
+        DeviceRx { shared },
     )
 }
 
@@ -201,43 +234,118 @@ impl DeviceTx {
     /// Gives the chunk back when the channel is full or the connection is gone.
     pub fn try_send(&self, chunk: Bytes) -> Result<(), Bytes> {
         let len = chunk.len();
-        match self.tx.try_send(chunk) {
-            Ok(()) => {
-                self.queued.fetch_add(len, Ordering::Relaxed);
-                Ok(())
+        let waker = {
+            let mut state = self.shared.lock();
+            if state.rx_dropped || state.chunks.len() >= DEVICE_CHANNEL_CHUNKS {
+                return Err(chunk);
             }
-            Err(mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c)) => {
-                Err(c)
-            }
+            state.chunks.push_back(chunk);
+            self.shared.queued.fetch_add(len, Ordering::Relaxed);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
+        Ok(())
     }
 
-    /// Bytes queued and not yet taken by the writer: the engine's measure of a slow device.
+    /// Bytes queued and not yet written to the device (or, for readers that take chunks with
+    /// [`DeviceRx::recv`], not yet taken): the engine's measure of a slow device.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.shared.queued.load(Ordering::Relaxed)
     }
 
     /// True once the connection's writer is gone.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.shared.lock().rx_dropped
+    }
+}
+
+impl Drop for DeviceTx {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.shared.lock();
+            state.tx_dropped = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
 impl DeviceRx {
-    /// The next chunk, or `None` once the engine dropped its [`DeviceTx`] (close the connection).
+    /// The next chunk, or `None` once the engine dropped its [`DeviceTx`] (close the
+    /// connection). The chunk no longer counts as queued.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        let chunk = self.rx.recv().await?;
-        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        let chunk = self.recv_held().await?;
+        self.written(chunk.len());
         Some(chunk)
     }
 
-    /// A chunk if one is ready now; lets the writer gather several chunks into one write.
+    /// A chunk if one is ready now. The chunk no longer counts as queued.
     pub fn try_recv(&mut self) -> Option<Bytes> {
-        let chunk = self.rx.try_recv().ok()?;
-        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        let chunk = self.try_recv_held()?;
+        self.written(chunk.len());
         Some(chunk)
     }
+
+    /// The next chunk, or `None` once the engine dropped its [`DeviceTx`]. Its bytes still
+    /// count in [`DeviceTx::queued_bytes`] until [`DeviceRx::written`] says the socket took
+    /// them: a writer stuck on a slow socket holds them, and the engine must see that.
+    pub async fn recv_held(&mut self) -> Option<Bytes> {
+        std::future::poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if let Some(chunk) = state.chunks.pop_front() {
+                return Poll::Ready(Some(chunk));
+            }
+            if state.tx_dropped {
+                return Poll::Ready(None);
+            }
+            if state.chunks.capacity() > IDLE_QUEUE_CAPACITY {
+                // A burst is over: an idle connection keeps no room for hundreds of chunks.
+                state.chunks = VecDeque::new();
+            }
+            match &state.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => state.waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// A chunk if one is ready now, counted as [`DeviceRx::recv_held`] does.
+    pub fn try_recv_held(&mut self) -> Option<Bytes> {
+        let mut state = self.shared.lock();
+        let chunk = state.chunks.pop_front();
+        if state.chunks.is_empty() && state.chunks.capacity() > IDLE_QUEUE_CAPACITY {
+            // A burst is over: an idle connection keeps no room for hundreds of chunks.
+            state.chunks = VecDeque::new();
+        }
+        chunk
+    }
+
+    /// `bytes` of chunks taken with [`DeviceRx::recv_held`] were written to the socket.
+    pub fn written(&self, bytes: usize) {
+        self.shared.queued.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
+
+impl Drop for DeviceRx {
+    fn drop(&mut self) {
+        let dropped = {
+            let mut state = self.shared.lock();
+            state.rx_dropped = true;
+            std::mem::take(&mut state.chunks)
+        };
+        // Freed outside the lock; nothing queued will be written now.
+        drop(dropped);
+    }
+}
+
+/// Queue capacity a device channel keeps once it is empty again.
+const IDLE_QUEUE_CAPACITY: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -255,6 +363,40 @@ mod tests {
         assert_eq!(tx.queued_bytes(), 0);
         drop(tx);
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn held_chunks_count_until_written() {
+        let (tx, mut rx) = device_channel();
+        tx.try_send(Bytes::from_static(b"abc")).unwrap();
+        tx.try_send(Bytes::from_static(b"de")).unwrap();
+        let first = rx.recv_held().await.unwrap();
+        let second = rx.try_recv_held().unwrap();
+        assert_eq!(tx.queued_bytes(), 5, "held by the writer, not yet written");
+        rx.written(first.len());
+        assert_eq!(tx.queued_bytes(), 2);
+        rx.written(second.len());
+        assert_eq!(tx.queued_bytes(), 0);
+        assert!(rx.try_recv_held().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_is_woken_by_a_chunk_and_by_the_close() {
+        let (tx, mut rx) = device_channel();
+        let writer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(c) = rx.recv().await {
+                got.push(c);
+            }
+            got
+        });
+        tokio::task::yield_now().await;
+        tx.try_send(Bytes::from_static(b"x")).unwrap();
+        tokio::task::yield_now().await;
+        tx.try_send(Bytes::from_static(b"y")).unwrap();
+        drop(tx);
+        let got = writer.await.unwrap();
+        assert_eq!(got, [Bytes::from_static(b"x"), Bytes::from_static(b"y")]);
     }
 
     #[test]

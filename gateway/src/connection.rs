@@ -18,12 +18,13 @@
 //! read, for at most [`MAX_RATE_PAUSE`], and only then marks the excess for the engine to
 //! refuse.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tenantmq_codec::{
     ConnAck, DecodeError, FixedHeader, Packet, PacketType, ProtocolVersion, ReasonCode, frame,
 };
@@ -32,27 +33,33 @@ use tenantmq_common::link::{
     Accepted, CloseReason, DeviceRx, OpenSession, Opened, SessionKey, ToEngine, device_channel,
 };
 use tenantmq_common::usage::RejectReason;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, timeout_at};
 
 use crate::auth::{AuthRequest, Authenticator, ClientCertInfo};
 use crate::config::GatewayConfig;
 use crate::limits::{ClientRate, EdgeLimits, MAX_RATE_PAUSE, Take};
 use crate::stats::GatewayStats;
-use tenantmq_router::Link;
+use tenantmq_router::{ConnectionGuard, Link};
 
 /// Bytes reserved for reading when the buffer runs low.
 const READ_CHUNK: usize = 4096;
 
-/// Most bytes gathered from several engine chunks into one socket write.
+/// Most bytes gathered from several engine chunks into one socket write (rustls buffers up
+/// to 64 KiB of records per connection).
 const MAX_WRITE_GATHER: usize = 64 * 1024;
+
+/// Most engine chunks in one vectored write (Tokio passes at most 64 slices to `writev`).
+const MAX_WRITE_CHUNKS: usize = 64;
 
 /// How long a connection whose device side ended waits for the engine to release it.
 const LINGER: Duration = Duration::from_secs(5);
 
-/// Shortest pause for the rate allowance, so that rounding in the buckets cannot make the
-/// reader spin.
-const MIN_WAIT: Duration = Duration::from_millis(1);
+/// Shortest pause for the rate allowance. A throttled client's packets are let through a few
+/// at a time rather than one by one: each resume is a wake-up of the connection task and a
+/// frame to the engine, and a flooding tenant's wake-ups are CPU its neighbours do not get.
+/// The client is over its rate anyway; 20 ms more or less for its packets is no loss.
+const MIN_WAIT: Duration = Duration::from_millis(5);
 
 /// What every connection of a gateway shares.
 pub struct ConnectionContext {
@@ -108,26 +115,59 @@ pub async fn serve<S>(mut stream: S, info: ConnInfo, ctx: &ConnectionContext)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // The CONNECT phase runs in its own boxed future: authentication, pacing and refusals
+    // make it several KB, and it is over after a few milliseconds. What an open connection
+    // keeps for its lifetime is the pump's state. (The box gets a statement of its own: a
+    // temporary spanning the `.await` would keep room for the whole phase in this future.)
+    let establishing = Box::pin(establish(&mut stream, info, ctx));
+    let Some(open) = establishing.await else {
+        return;
+    };
+    pump(stream, open.inbuf, open.rx, open.accepted, open.reader).await;
+    drop(open.slot);
+}
+
+/// What the CONNECT phase hands the pump.
+struct Established {
+    /// Bytes read after the CONNECT.
+    inbuf: BytesMut,
+    rx: DeviceRx,
+    accepted: Accepted,
+    reader: Reader,
+    /// The tenant's connection slot, held for the connection's lifetime.
+    slot: ConnectionGuard,
+}
+
+/// Reads, checks and authenticates the CONNECT and opens the session; `None` when the
+/// connection was refused or ended (answered and logged here).
+async fn establish<S>(
+    stream: &mut S,
+    info: ConnInfo,
+    ctx: &ConnectionContext,
+) -> Option<Established>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let stats = &ctx.stats;
     let peer = info.peer;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let limit = ctx.config.pre_auth_max_packet;
     let (header, frame) = match timeout_at(
         info.accepted_at + ctx.config.connect_timeout,
-        read_connect(&mut stream, &mut inbuf, limit),
+        read_connect(stream, &mut inbuf, limit),
     )
     .await
     {
         Err(_) => {
             GatewayStats::bump(&stats.connect_timeouts);
             tracing::info!(?peer, "closed: no CONNECT within the connect timeout");
-            return;
+            return None;
         }
-        Ok(Err(ConnectError::Io | ConnectError::Closed)) => return,
+        Ok(Err(ConnectError::Io | ConnectError::Closed)) => return None,
         Ok(Err(ConnectError::NotConnect)) => {
             GatewayStats::bump(&stats.bad_connect);
             tracing::info!(?peer, "closed: first packet is not CONNECT");
-            return;
+            return None;
         }
         Ok(Err(ConnectError::Decode(e))) => {
             let counter = match e {
@@ -136,27 +176,27 @@ where
             };
             GatewayStats::bump(counter);
             tracing::info!(?peer, error = %e, "closed: bad CONNECT");
-            return;
+            return None;
         }
         Ok(Ok(f)) => f,
     };
     let connect = match Packet::decode(frame.clone(), &header, ProtocolVersion::V5) {
         Ok(Packet::Connect(c)) => c,
-        Ok(_) => return,
+        Ok(_) => return None,
         Err(e) => {
             GatewayStats::bump(&stats.bad_connect);
             tracing::info!(?peer, error = %e, "closed: malformed CONNECT");
             match e {
                 // `MQTT-3.1.2-2`: answer an unsupported level with return code 0x01.
                 DecodeError::UnsupportedProtocolVersion => {
-                    refuse(&mut stream, ProtocolVersion::V311, e.reason_code()).await;
+                    refuse(stream, ProtocolVersion::V311, e.reason_code()).await;
                 }
                 _ if level_of(&frame) == Some(5) => {
-                    refuse(&mut stream, ProtocolVersion::V5, e.reason_code()).await;
+                    refuse(stream, ProtocolVersion::V5, e.reason_code()).await;
                 }
                 _ => {}
             }
-            return;
+            return None;
         }
     };
     let version = connect.protocol;
@@ -169,8 +209,8 @@ where
             GatewayStats::bump(c);
         }
         tracing::info!(?peer, "connection refused: source connect rate");
-        refuse(&mut stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
-        return;
+        refuse(stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
+        return None;
     }
 
     let request = AuthRequest {
@@ -184,8 +224,8 @@ where
         Err(failure) => {
             GatewayStats::bump(&stats.auth_failures);
             tracing::info!(?peer, %failure, "connection refused");
-            refuse(&mut stream, version, failure.reason_code()).await;
-            return;
+            refuse(stream, version, failure.reason_code()).await;
+            return None;
         }
     };
     let tenant = auth.tenant;
@@ -195,22 +235,22 @@ where
     if !ctx.limits.pace_client_id(tenant, &connect.client_id).await {
         stats.reject(tenant, RejectReason::ClientConnectRate);
         tracing::info!(?peer, %tenant, "connection refused: client id connect rate");
-        refuse(&mut stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
-        return;
+        refuse(stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
+        return None;
     }
     drop(connect);
     // The tenant's budget is spent only by devices that proved they belong to it.
     if !edge.connect_allowed() {
         stats.reject(tenant, RejectReason::ConnectRate);
         tracing::info!(?peer, %tenant, "connection refused: tenant connect rate");
-        refuse(&mut stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
-        return;
+        refuse(stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;
+        return None;
     }
-    let Some(_slot) = ctx.limits.acquire_connection(tenant, &edge) else {
+    let Some(slot) = ctx.limits.acquire_connection(tenant, &edge) else {
         stats.reject(tenant, RejectReason::ConnectionQuota);
         tracing::info!(?peer, %tenant, "connection refused: tenant at max_connections");
-        refuse(&mut stream, version, ReasonCode::QUOTA_EXCEEDED).await;
-        return;
+        refuse(stream, version, ReasonCode::QUOTA_EXCEEDED).await;
+        return None;
     };
 
     let (device_tx, mut device_rx) = device_channel();
@@ -230,12 +270,12 @@ where
                 }
             }
             let _ = stream.shutdown().await;
-            return;
+            return None;
         }
         Err(e) => {
             tracing::warn!(?peer, error = %e, "no worker for the session");
-            refuse(&mut stream, version, ReasonCode::SERVER_UNAVAILABLE).await;
-            return;
+            refuse(stream, version, ReasonCode::SERVER_UNAVAILABLE).await;
+            return None;
         }
     };
     let reader = Reader {
@@ -246,7 +286,13 @@ where
         tenant,
         stats: ctx.stats.clone(),
     };
-    pump(stream, inbuf, device_rx, accepted, reader).await;
+    Some(Established {
+        inbuf,
+        rx: device_rx,
+        accepted,
+        reader,
+        slot,
+    })
 }
 
 /// Reads until a whole first packet is buffered and returns it if it is a CONNECT.
@@ -339,7 +385,6 @@ async fn pump<S>(
     let mut deadline = idle.map(|d| Instant::now() + d);
     let mut reading = true;
     let mut writable = true;
-    let mut wbuf = BytesMut::new();
     // While set, the socket is not read: the client is over its rate allowance.
     let mut resume_at = None;
 
@@ -358,7 +403,7 @@ async fn pump<S>(
             linger = Some(Instant::now() + LINGER);
         }
         tokio::select! {
-            chunk = rx.recv() => {
+            chunk = rx.recv_held() => {
                 let Some(chunk) = chunk else {
                     // The engine released the connection: everything queued was delivered.
                     if writable {
@@ -366,7 +411,7 @@ async fn pump<S>(
                     }
                     return;
                 };
-                if writable && write_chunks(&mut stream, chunk, &mut rx, &mut wbuf).await.is_err() {
+                if writable && write_chunks(&mut stream, chunk, &mut rx).await.is_err() {
                     writable = false;
                     if reading {
                         reading = false;
@@ -420,17 +465,43 @@ async fn read_some<S>(
 where
     S: AsyncRead + Unpin,
 {
-    if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
-        inbuf.reserve(READ_CHUNK);
-    }
+    let read = async {
+        if inbuf.is_empty() {
+            wait_for_data(stream, inbuf).await?;
+        }
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        stream.read_buf(inbuf).await
+    };
     let n = match deadline {
-        Some(d) => match timeout_at(d, stream.read_buf(inbuf)).await {
+        Some(d) => match timeout_at(d, read).await {
             Ok(r) => r?,
             Err(_) => return Ok(Read::Timeout),
         },
-        None => stream.read_buf(inbuf).await?,
+        None => read.await?,
     };
     Ok(if n == 0 { Read::Eof } else { Read::Data })
+}
+
+/// Waits until `stream` has bytes (or its end) to read, without a read buffer: most
+/// connections are idle most of the time, and 4 KiB of read buffer each is most of what an
+/// idle connection would cost. A read into no room returns as soon as the stream has data —
+/// TCP once the socket is readable, TLS once a record decrypted to plaintext (kept by
+/// rustls), WebSocket once a message arrived — and consumes nothing; while it waits, the
+/// connection's empty buffer is freed.
+async fn wait_for_data<S>(stream: &mut S, inbuf: &mut BytesMut) -> io::Result<()>
+where
+    S: AsyncRead + Unpin,
+{
+    std::future::poll_fn(|cx| {
+        let poll = Pin::new(&mut *stream).poll_read(cx, &mut ReadBuf::new(&mut []));
+        if poll.is_pending() && inbuf.capacity() > 0 {
+            *inbuf = BytesMut::new();
+        }
+        poll
+    })
+    .await
 }
 
 impl Reader {
@@ -531,35 +602,103 @@ impl Reader {
     }
 }
 
-/// Writes `first` and whatever else is ready as one write.
-async fn write_chunks<S>(
-    stream: &mut S,
-    first: Bytes,
-    rx: &mut DeviceRx,
-    wbuf: &mut BytesMut,
-) -> io::Result<()>
+/// Writes `first` and whatever else is ready as one write — a vectored one, so the chunks
+/// are not copied together first: TLS encrypts them straight into full records and sends
+/// those with one `writev`. The chunks count as queued towards the device (the engine's
+/// congestion measure) until the socket took them.
+async fn write_chunks<S>(stream: &mut S, first: Bytes, rx: &mut DeviceRx) -> io::Result<()>
 where
     S: AsyncWrite + Unpin,
 {
-    match rx.try_recv() {
-        None => stream.write_all(&first).await?,
+    let result = match rx.try_recv_held() {
+        None => {
+            let n = first.len();
+            let written = stream.write_all(&first).await;
+            rx.written(n);
+            written
+        }
         Some(second) => {
-            wbuf.clear();
-            wbuf.extend_from_slice(&first);
-            wbuf.extend_from_slice(&second);
-            while wbuf.len() < MAX_WRITE_GATHER {
-                match rx.try_recv() {
-                    Some(c) => wbuf.extend_from_slice(&c),
+            let mut chunks = Gather::new(first, second);
+            while chunks.remaining() < MAX_WRITE_GATHER && chunks.len() < MAX_WRITE_CHUNKS {
+                match rx.try_recv_held() {
+                    Some(c) => chunks.push(c),
                     None => break,
                 }
             }
-            stream.write_all(wbuf).await?;
-            if wbuf.capacity() > 4 * MAX_WRITE_GATHER {
-                *wbuf = BytesMut::new();
-            }
+            let n = chunks.remaining();
+            let written = stream.write_all_buf(&mut chunks).await;
+            rx.written(n);
+            written
+        }
+    };
+    result?;
+    stream.flush().await
+}
+
+/// Engine chunks being written as one vectored write.
+struct Gather {
+    chunks: Vec<Bytes>,
+    /// The first chunk not yet written completely.
+    next: usize,
+    remaining: usize,
+}
+
+impl Gather {
+    fn new(first: Bytes, second: Bytes) -> Self {
+        let remaining = first.len() + second.len();
+        let mut chunks = Vec::with_capacity(8);
+        chunks.push(first);
+        chunks.push(second);
+        Self {
+            chunks,
+            next: 0,
+            remaining,
         }
     }
-    stream.flush().await
+
+    fn push(&mut self, chunk: Bytes) {
+        self.remaining += chunk.len();
+        self.chunks.push(chunk);
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+impl Buf for Gather {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.chunks.get(self.next).map_or(&[], |c| c.as_ref())
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let pending = self.chunks.iter().skip(self.next);
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(pending) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        self.remaining -= cnt.min(self.remaining);
+        while cnt > 0 {
+            let Some(chunk) = self.chunks.get_mut(self.next) else {
+                return;
+            };
+            if cnt < chunk.len() {
+                chunk.advance(cnt);
+                return;
+            }
+            cnt -= chunk.len();
+            self.next += 1;
+        }
+    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -335,8 +335,10 @@ pub(crate) fn context(
     })
 }
 
+/// Binds with the gateway's deep accept queue (a fleet reconnecting at once must not
+/// overflow it).
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
+    tenantmq_gateway::listener::bind(addr).with_context(|| {
         format!(
             "cannot listen for {what} on {addr} (pass another address, or port 0 for any free port)"
         )
