@@ -6,8 +6,9 @@
 //! A frame whose PUBLISH packets the buckets cannot cover yet is *held*, and the engine stops
 //! taking frames from its mailbox until the tokens are there. The mailbox fills, the tenant's
 //! gateway readers wait to hand over their next frame and stop reading their sockets, and TCP
-//! slows the devices: the backpressure path of `engine.rs`, used on purpose. One hold lasts at
-//! most [`MAX_RATE_PAUSE`]; whatever is still beyond the allowance then is refused (MQTT 5:
+//! slows the devices: the backpressure path of `engine.rs`, used on purpose. A frame is held
+//! until at most [`MAX_RATE_PAUSE`] after the gateway handed it over (time queued in the
+//! mailbox counts); whatever is still beyond the allowance then is refused (MQTT 5:
 //! PUBACK/PUBREC 0x97 with the Reason String "message rate too high"; QoS 0 and MQTT 3.1.1:
 //! dropped, see `handlers/publish.rs`) and counted, so a tenant that keeps flooding cannot
 //! hold its own devices' other packets back for long.
@@ -30,8 +31,10 @@ use crate::engine::Engine;
 /// Longest the engine holds a tenant's frames back for its rate before refusing the excess.
 pub const MAX_RATE_PAUSE: Duration = Duration::from_secs(1);
 
-/// Shortest hold, so that rounding in the buckets cannot make the engine spin.
-const MIN_WAIT: Duration = Duration::from_millis(1);
+/// Shortest hold: the held frames are looked at again a batch at a time, not frame by frame,
+/// so that a tenant held at its rate does not wake its engine (and take CPU from others)
+/// for every frame.
+const MIN_WAIT: Duration = Duration::from_millis(20);
 
 /// Rates at or above this are treated as unlimited: no real tenant gets there, and the
 /// bookkeeping would only cost time.
@@ -100,10 +103,9 @@ pub(crate) struct TenantRate {
     messages: Option<TokenBucket>,
     bytes: Option<TokenBucket>,
     /// Frames waiting for tokens, oldest first; nothing else is taken from the mailbox
-    /// meanwhile, which keeps every session's frames in order.
+    /// meanwhile, which keeps every session's frames in order. A frame waits at most until
+    /// [`MAX_RATE_PAUSE`] after the gateway read it.
     held: VecDeque<ToEngine>,
-    /// When the current hold began; the hold ends [`MAX_RATE_PAUSE`] later at the latest.
-    held_since: Option<Instant>,
     /// When to look at the held frames again.
     pub resume_at: Option<Instant>,
 }
@@ -192,7 +194,10 @@ impl TenantRate {
             return Verdict::Go(0);
         }
         let ToEngine::Packets {
-            data, over_rate, ..
+            data,
+            over_rate,
+            received_at,
+            ..
         } = frame
         else {
             return Verdict::Go(0);
@@ -212,8 +217,11 @@ impl TenantRate {
             self.take(counted, bytes, now);
             return Verdict::Go(0);
         }
-        let since = *self.held_since.get_or_insert(now);
-        let deadline = since + MAX_RATE_PAUSE;
+        // The pause counts from when the gateway handed the packets over, so that time spent
+        // queued in the mailbox behind other held frames counts too: under a sustained flood
+        // the excess is refused as it reaches the engine instead of piling up in the mailbox
+        // (where it would also hold back the tenant's other frames, pings and closes).
+        let deadline = (*received_at).min(now) + MAX_RATE_PAUSE;
         if now < deadline {
             // A frame larger than a bucket can never pass whole: it waits out the pause and
             // is then let through as far as the buckets allow.
@@ -311,7 +319,6 @@ impl Engine {
                 }
             }
         }
-        self.rate.held_since = None;
     }
 
     /// Replaces the tenant's quotas; the buckets follow at once.

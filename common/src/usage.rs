@@ -44,7 +44,9 @@ pub enum RejectReason {
     SourceConnectRate,
     /// One client id reconnected in a tight loop (0x9F).
     ClientConnectRate,
-    /// A client published above its or its tenant's message rate (0x96).
+    /// A client published above its or its tenant's message rate, after being slowed (MQTT 5:
+    /// PUBACK/PUBREC 0x97 with the Reason String "message rate too high"; 0x96 is a
+    /// DISCONNECT-only code).
     MessageRate,
     /// A client or its tenant went above the bandwidth limit.
     Bandwidth,
@@ -58,7 +60,8 @@ pub enum RejectReason {
     RetainedQuota,
     /// A persistent session's offline queue was full; the message was dropped.
     QueueFull,
-    /// More QoS 1/2 messages in flight than allowed (0x93).
+    /// More QoS 1/2 messages in flight than allowed (an incoming QoS 2 beyond the server's
+    /// Receive Maximum: 0x93).
     Inflight,
     /// A QoS above the plan's `maximum_qos` (0x9B).
     QosNotSupported,
