@@ -16,7 +16,7 @@ use tenantmq_common::auth::AuthContext;
 use tenantmq_common::metrics::Metrics;
 use tenantmq_common::quota::Quotas;
 use tenantmq_common::shutdown::{self, ShutdownTrigger};
-use tenantmq_common::usage::{RejectReason, Rejections, UsageRecorder};
+use tenantmq_common::usage::{RejectReason, Rejections, UsageDelta, UsageRecorder};
 use tenantmq_gateway::auth::{AuthFailure, AuthRequest, Authenticator};
 use tenantmq_gateway::connection::ConnectionContext;
 use tenantmq_gateway::limits::EdgeLimits;
@@ -65,7 +65,7 @@ pub struct TenantsBroker {
     pub worker: Arc<Worker>,
     auth: Arc<ByUsername>,
     usage: Arc<UsageRecorder>,
-    counted: Mutex<HashMap<TenantId, Rejections>>,
+    counted: Mutex<HashMap<TenantId, UsageDelta>>,
     _trigger: ShutdownTrigger,
 }
 
@@ -145,12 +145,22 @@ impl TenantsBroker {
     /// Everything counted for tenant `name` so far (by gateway and engine; an engine's counts
     /// arrive up to a second late).
     pub fn rejections(&self, name: &str) -> Rejections {
+        self.usage(name).rejections
+    }
+
+    /// The usage metered for tenant `name` so far: messages and bytes in and out, rejections
+    /// (the peak and connection-seconds are not summed).
+    pub fn usage(&self, name: &str) -> UsageDelta {
         let tenant = self.tenant(name);
         let mut counted = self.counted.lock().expect("counted");
         for u in self.usage.drain() {
             let entry = counted.entry(u.tenant).or_default();
+            entry.messages_in += u.usage.messages_in;
+            entry.bytes_in += u.usage.bytes_in;
+            entry.messages_out += u.usage.messages_out;
+            entry.bytes_out += u.usage.bytes_out;
             for (reason, n) in u.usage.rejections.iter() {
-                entry.add_n(reason, n);
+                entry.rejections.add_n(reason, n);
             }
         }
         counted.get(&tenant).copied().unwrap_or_default()
