@@ -312,7 +312,11 @@ where
         }
         match frame::check(inbuf, limit) {
             Ok(Some(header)) => {
-                let frame = inbuf.split_to(header.total_len()).freeze();
+                // A copy of its own: the engine keeps parts of the CONNECT (client id, will,
+                // user name) for the session's lifetime, and a slice would keep the whole
+                // read buffer allocated with them — 4 KiB per idle connection.
+                let frame = Bytes::copy_from_slice(&inbuf[..header.total_len()]);
+                inbuf.advance(header.total_len());
                 return Ok((header, frame));
             }
             Ok(None) => {}
