@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use tenantmq_codec::{PublishProperties, QoS, TopicName, Will};
 use tokio::time::{Duration, Instant};
 
@@ -98,9 +99,40 @@ impl Message {
         Ok(Some(u32::try_from(secs).unwrap_or(u32::MAX)))
     }
 
+    /// A copy that shares no memory with the packet it came in. A retained message is kept
+    /// for long, and a zero-copy slice would keep the whole read buffer it arrived in (often
+    /// holding other packets too) allocated with it.
+    pub fn detached(&self) -> Self {
+        Self {
+            topic: TopicName::new(ByteString::from(self.topic.as_str()))
+                .unwrap_or_else(|_| self.topic.clone()),
+            payload: Bytes::copy_from_slice(&self.payload),
+            props: self.props.as_deref().map(|p| Arc::new(detached_props(p))),
+            ..self.clone()
+        }
+    }
+
     /// Payload bytes this message accounts for in quotas.
     pub fn size(&self) -> usize {
         self.payload.len() + self.topic.as_str().len()
+    }
+}
+
+fn copy_str(s: &ByteString) -> ByteString {
+    ByteString::from(&**s)
+}
+
+fn detached_props(p: &PublishProperties) -> PublishProperties {
+    PublishProperties {
+        response_topic: p.response_topic.as_ref().map(copy_str),
+        correlation_data: p.correlation_data.as_deref().map(Bytes::copy_from_slice),
+        user_properties: p
+            .user_properties
+            .iter()
+            .map(|(k, v)| (copy_str(k), copy_str(v)))
+            .collect(),
+        content_type: p.content_type.as_ref().map(copy_str),
+        ..p.clone()
     }
 }
 
@@ -111,7 +143,51 @@ fn shared_props(props: PublishProperties) -> Option<Arc<PublishProperties>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytestring::ByteString;
+
+    /// Whether `part` lies inside `whole`'s memory.
+    fn within(part: &[u8], whole: &[u8]) -> bool {
+        let range = whole.as_ptr_range();
+        range.contains(&part.as_ptr())
+    }
+
+    #[test]
+    fn a_detached_message_shares_no_memory_with_its_packet() {
+        let packet = Bytes::from_static(b"room/1 hello ct rt cd key value");
+        let slice = |from: usize, to: usize| packet.slice(from..to);
+        let text = |from: usize, to: usize| ByteString::try_from(slice(from, to)).expect("utf-8");
+        let props = PublishProperties {
+            content_type: Some(text(13, 15)),
+            response_topic: Some(text(16, 18)),
+            correlation_data: Some(slice(19, 21)),
+            user_properties: vec![(text(22, 25), text(26, 31))],
+            ..Default::default()
+        };
+        let now = Instant::now();
+        let topic = TopicName::new(text(0, 6)).unwrap();
+        let m = Message::from_publish(topic, QoS::AtLeastOnce, true, slice(7, 12), props, now);
+        let d = m.detached();
+        let p = d.props.as_deref().unwrap();
+        let (k, v) = &p.user_properties[0];
+        let parts: [&[u8]; 7] = [
+            d.topic.as_str().as_bytes(),
+            &d.payload,
+            p.content_type.as_deref().unwrap().as_bytes(),
+            p.response_topic.as_deref().unwrap().as_bytes(),
+            p.correlation_data.as_deref().unwrap(),
+            k.as_bytes(),
+            v.as_bytes(),
+        ];
+        for part in parts {
+            assert!(
+                !within(part, &packet),
+                "{part:?} still points into the packet"
+            );
+        }
+        assert_eq!(d.topic, m.topic);
+        assert_eq!(d.payload, m.payload);
+        assert_eq!(d.props, m.props);
+        assert_eq!((d.qos, d.retain), (m.qos, m.retain));
+    }
 
     fn topic(s: &'static str) -> TopicName {
         TopicName::new(ByteString::from_static(s)).unwrap()

@@ -251,7 +251,7 @@ impl Engine {
             return;
         }
         let size = msg.size() as u64;
-        if let Some(old) = self.retained.insert(&msg.topic, msg.clone()) {
+        if let Some(old) = self.retained.insert(&msg.topic, msg.detached()) {
             self.retained_bytes -= old.size() as u64;
         }
         self.retained_bytes += size;

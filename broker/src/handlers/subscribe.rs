@@ -1,5 +1,6 @@
 //! SUBSCRIBE (spec v5 3.8–3.9, 4.8; v3.1.1 3.8–3.9).
 
+use bytestring::ByteString;
 use tenantmq_codec::{
     Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscribeFilter,
     topic::parse_subscription,
@@ -64,8 +65,10 @@ impl Engine {
     ) -> Result<Granted, ReasonCode> {
         let q = self.quotas.clone();
         let no = |rc| Ok(Granted::No(rc));
-        let key = f.filter.clone();
-        let Ok((group, filter)) = parse_subscription(f.filter) else {
+        // A copy of its own: the subscription lives as long as the session, and a slice of the
+        // SUBSCRIBE would keep the whole read buffer it arrived in allocated.
+        let key = ByteString::from(&*f.filter);
+        let Ok((group, filter)) = parse_subscription(key.clone()) else {
             return no(ReasonCode::TOPIC_FILTER_INVALID);
         };
         if group.is_some() {
