@@ -240,7 +240,7 @@ where
     }
     drop(connect);
     // The tenant's budget is spent only by devices that proved they belong to it.
-    if !edge.connect_allowed() {
+    if !ctx.limits.connect_allowed(tenant, &edge) {
         stats.reject(tenant, RejectReason::ConnectRate);
         tracing::info!(?peer, %tenant, "connection refused: tenant connect rate");
         refuse(stream, version, ReasonCode::CONNECTION_RATE_EXCEEDED).await;

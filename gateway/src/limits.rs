@@ -3,14 +3,17 @@
 //!
 //! * connect rate per source address (before authentication, [`EdgeLimits::source_allowed`]),
 //!   per client id (a device reconnecting in a tight loop is *slowed*:
-//!   [`EdgeLimits::pace_client_id`]) and per tenant ([`TenantEdge::connect_allowed`], after
+//!   [`EdgeLimits::pace_client_id`]) and per tenant ([`EdgeLimits::connect_allowed`], after
 //!   authentication so that strangers cannot spend a tenant's budget);
-//! * concurrent connections per tenant, through the [`ConnectionCounter`] seam
-//!   ([`EdgeLimits::acquire_connection`]);
+//! * concurrent connections per tenant ([`EdgeLimits::acquire_connection`]);
 //! * each client's publish rate and inbound bandwidth ([`ClientRate`], `governor` buckets that
 //!   `connection.rs` consults after every read: it stops reading the socket until the tokens
 //!   are there, for at most [`MAX_RATE_PAUSE`] per read, and only then lets the engine refuse
 //!   what is still beyond the allowance).
+//!
+//! The two per-tenant counters, connections and the connect rate, must be global once there are
+//! several gateways: they sit behind the [`ConnectionCounter`] seam (in-process now, Redis in
+//! cluster mode).
 //!
 //! A tenant's current quotas live in its [`TenantEdge`]: every authenticated connection
 //! brings the quotas it was authenticated with, and the control plane's change feed pushes
@@ -196,6 +199,14 @@ impl EdgeLimits {
             .try_acquire(tenant, edge.quotas().max_connections)
     }
 
+    /// Takes one of the tenant's connects (`connect_rate_per_sec`, burst of one second's
+    /// worth, counted by the [`ConnectionCounter`]); `false` when the tenant is over its rate
+    /// (refuse with 0x9F).
+    pub fn connect_allowed(&self, tenant: TenantId, edge: &TenantEdge) -> bool {
+        self.connections
+            .try_connect(tenant, edge.quotas().connect_rate_per_sec)
+    }
+
     /// The tenant's open connections, as counted.
     pub fn connections(&self, tenant: TenantId) -> u32 {
         self.connections.current(tenant)
@@ -216,18 +227,15 @@ impl EdgeLimits {
     }
 }
 
-/// One tenant as the gateway sees it: its current quotas and its connect-rate bucket.
+/// One tenant as the gateway sees it: its current quotas.
 pub struct TenantEdge {
     quotas: ArcSwap<Quotas>,
-    /// The connect bucket and the rate it was built for (rebuilt when the rate changes).
-    connect: Mutex<Option<(u32, DefaultDirectRateLimiter)>>,
 }
 
 impl TenantEdge {
     fn new(quotas: Arc<Quotas>) -> Self {
         Self {
             quotas: ArcSwap::new(quotas),
-            connect: Mutex::new(None),
         }
     }
 
@@ -241,23 +249,6 @@ impl TenantEdge {
         if !Arc::ptr_eq(&current, quotas) && **current != **quotas {
             self.quotas.store(quotas.clone());
         }
-    }
-
-    /// Takes one of the tenant's connects (`connect_rate_per_sec`, burst of one second's
-    /// worth); `false` when the tenant is over its rate (refuse with 0x9F).
-    pub fn connect_allowed(&self) -> bool {
-        let rate = self.quotas.load().connect_rate_per_sec;
-        let mut connect = self.connect.lock().unwrap_or_else(PoisonError::into_inner);
-        if connect.as_ref().is_none_or(|(r, _)| *r != rate) {
-            *connect =
-                quota(u64::from(rate), u64::from(rate)).map(|q| (rate, RateLimiter::direct(q)));
-            if connect.is_none() {
-                return true;
-            }
-        }
-        connect
-            .as_ref()
-            .is_none_or(|(_, limiter)| limiter.check().is_ok())
     }
 }
 
@@ -381,12 +372,13 @@ mod tests {
     #[test]
     fn unlimited_quotas_build_no_buckets() {
         let limits = EdgeLimits::new(&GatewayConfig::default());
-        let edge = limits.tenant(TenantId::new_v7(), &Arc::new(Quotas::unlimited()));
+        let tenant = TenantId::new_v7();
+        let edge = limits.tenant(tenant, &Arc::new(Quotas::unlimited()));
         let mut rate = ClientRate::new(edge.clone());
         assert!(rate.messages.is_none() && rate.bytes.is_none());
         for _ in 0..10_000 {
             assert_eq!(rate.try_take(1000), Take::Ok);
-            assert!(edge.connect_allowed());
+            assert!(limits.connect_allowed(tenant, &edge));
         }
     }
 
@@ -467,13 +459,14 @@ mod tests {
         let limits = EdgeLimits::new(&GatewayConfig::default());
         let tenant = TenantId::new_v7();
         let edge = limits.tenant(tenant, &quotas(|q| q.connect_rate_per_sec = 2));
-        assert!(edge.connect_allowed() && edge.connect_allowed());
-        assert!(!edge.connect_allowed());
+        let allowed = || limits.connect_allowed(tenant, &edge);
+        assert!(allowed() && allowed());
+        assert!(!allowed());
         limits.update_quotas(tenant, quotas(|q| q.connect_rate_per_sec = 5));
         for _ in 0..5 {
-            assert!(edge.connect_allowed());
+            assert!(allowed());
         }
-        assert!(!edge.connect_allowed());
+        assert!(!allowed());
     }
 
     #[test]

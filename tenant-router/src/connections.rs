@@ -1,17 +1,26 @@
-//! Concurrent connections per tenant: a counter that must be global once there are several
-//! gateways, so it sits behind [`ConnectionCounter`].
+//! Concurrent connections and the connect rate per tenant: counters that must be global once
+//! there are several gateways, so they sit behind [`ConnectionCounter`].
 //!
 //! Standalone mode has one gateway and counts in the process ([`InProcessConnections`]).
 //! Cluster mode will implement the same trait on Redis (a per-tenant counter whose entries are
 //! owned by the gateway that holds them and expire with its lease, so a gateway that dies
-//! releases its connections); nothing outside this module needs to change for that.
+//! releases its connections; a token bucket per tenant updated by a script); nothing outside
+//! this module needs to change for that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tenantmq_common::TenantId;
 
-/// Counts each tenant's open connections against its `max_connections`.
+/// Connect rates at or above this are not limited (the plan model's "unlimited").
+pub const UNLIMITED_CONNECT_RATE: u32 = 1_000_000_000;
+
+/// Tenants with a connect bucket kept before the full (idle) buckets are dropped.
+const MAX_CONNECT_BUCKETS: usize = 10_000;
+
+/// Counts each tenant's open connections against its `max_connections`, and its connects
+/// against its `connect_rate_per_sec`.
 pub trait ConnectionCounter: Send + Sync + 'static {
     /// Takes one of `tenant`'s `max` connection slots, or `None` when all are taken. The slot
     /// is given back when the guard is dropped.
@@ -19,6 +28,11 @@ pub trait ConnectionCounter: Send + Sync + 'static {
 
     /// The tenant's connections counted now.
     fn current(&self, tenant: TenantId) -> u32;
+
+    /// Takes one of `tenant`'s connects at `rate_per_sec`, with a burst of one second's worth
+    /// (0 means 1 per second; [`UNLIMITED_CONNECT_RATE`] and above, no limit); `false` when
+    /// the tenant is over its rate. A changed rate starts with a full bucket.
+    fn try_connect(&self, tenant: TenantId, rate_per_sec: u32) -> bool;
 }
 
 /// Something to call when a counted connection ends.
@@ -55,11 +69,42 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// The counter of a single gateway process (standalone mode). A tenant's entry exists only
-/// while it has connections, so the map is bounded by the connections themselves.
+/// The counter of a single gateway process (standalone mode). A tenant's connection count
+/// exists only while it has connections, so that map is bounded by the connections
+/// themselves; connect buckets that have refilled completely are dropped when there are many.
 #[derive(Default)]
 pub struct InProcessConnections {
     counts: Arc<Counts>,
+    connects: Mutex<HashMap<TenantId, ConnectBucket>>,
+}
+
+/// A tenant's connect allowance: `rate` tokens per second, holding at most `rate`.
+struct ConnectBucket {
+    rate: u32,
+    tokens: f64,
+    at: Instant,
+}
+
+impl ConnectBucket {
+    fn full(rate: u32, now: Instant) -> Self {
+        Self {
+            rate,
+            tokens: Self::capacity(rate),
+            at: now,
+        }
+    }
+
+    fn capacity(rate: u32) -> f64 {
+        f64::from(rate.max(1))
+    }
+
+    /// Refills for the time since the last look.
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        let capacity = Self::capacity(self.rate);
+        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
+        self.at = now;
+    }
 }
 
 #[derive(Default)]
@@ -103,6 +148,35 @@ impl ConnectionCounter for InProcessConnections {
         let counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
         counts.get(&tenant).copied().unwrap_or(0)
     }
+
+    fn try_connect(&self, tenant: TenantId, rate_per_sec: u32) -> bool {
+        if rate_per_sec >= UNLIMITED_CONNECT_RATE {
+            return true;
+        }
+        let now = Instant::now();
+        let mut buckets = self.connects.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= MAX_CONNECT_BUCKETS && !buckets.contains_key(&tenant) {
+            // A full bucket is what a new one would be: forgetting it changes nothing.
+            buckets.retain(|_, b| {
+                b.refill(now);
+                b.tokens < ConnectBucket::capacity(b.rate)
+            });
+        }
+        let bucket = buckets
+            .entry(tenant)
+            .or_insert_with(|| ConnectBucket::full(rate_per_sec, now));
+        if bucket.rate == rate_per_sec {
+            bucket.refill(now);
+        } else {
+            *bucket = ConnectBucket::full(rate_per_sec, now);
+        }
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +200,66 @@ mod tests {
         let _g3 = c.try_acquire(a, 2).unwrap();
         drop(g2);
         assert_eq!(c.current(a), 1);
+    }
+
+    #[test]
+    fn connects_follow_the_rate_per_tenant_with_a_burst_of_one_second() {
+        let c = InProcessConnections::new();
+        let (a, b) = (TenantId::new_v7(), TenantId::new_v7());
+        assert!(c.try_connect(a, 2) && c.try_connect(a, 2));
+        assert!(!c.try_connect(a, 2), "third within the second");
+        assert!(c.try_connect(b, 2), "another tenant has its own bucket");
+        // A changed quota starts full.
+        for _ in 0..5 {
+            assert!(c.try_connect(a, 5));
+        }
+        assert!(!c.try_connect(a, 5));
+        // 0 is one per second; the unlimited rate never refuses.
+        assert!(c.try_connect(b, 0) && !c.try_connect(b, 0));
+        for _ in 0..10_000 {
+            assert!(c.try_connect(a, UNLIMITED_CONNECT_RATE));
+        }
+    }
+
+    #[test]
+    fn connect_buckets_refill_at_their_rate() {
+        let now = Instant::now();
+        let mut bucket = ConnectBucket::full(10, now);
+        bucket.tokens = 0.0;
+        bucket.refill(now + std::time::Duration::from_millis(250));
+        assert!((bucket.tokens - 2.5).abs() < 1e-9);
+        bucket.refill(now + std::time::Duration::from_secs(60));
+        assert!(
+            (bucket.tokens - 10.0).abs() < 1e-9,
+            "never beyond one second's worth"
+        );
+    }
+
+    #[test]
+    fn full_connect_buckets_are_forgotten_when_there_are_many() {
+        let c = InProcessConnections::new();
+        let busy = TenantId::new_v7();
+        assert!(c.try_connect(busy, 1));
+        for _ in 0..MAX_CONNECT_BUCKETS {
+            // Each takes one of two tokens: not full for half a second, so none is forgotten.
+            assert!(c.try_connect(TenantId::new_v7(), 2));
+        }
+        let len = c.connects.lock().unwrap().len();
+        assert_eq!(len, MAX_CONNECT_BUCKETS + 1);
+        // Fill the idle ones (as time would) and add one more tenant: they go, the busy one
+        // (spent its only token) stays.
+        for b in c.connects.lock().unwrap().values_mut() {
+            if b.rate == 2 {
+                b.tokens = 2.0;
+            } else {
+                // The busy tenant's spent bucket, however slow this test ran.
+                (b.tokens, b.at) = (0.0, Instant::now());
+            }
+        }
+        assert!(c.try_connect(TenantId::new_v7(), 2));
+        let buckets = c.connects.lock().unwrap();
+        assert!(buckets.contains_key(&busy));
+        assert_eq!(buckets.len(), 2);
     }
 
     #[test]

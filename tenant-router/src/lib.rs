@@ -12,7 +12,9 @@
 
 pub mod connections;
 
-pub use connections::{ConnectionCounter, ConnectionGuard, InProcessConnections};
+pub use connections::{
+    ConnectionCounter, ConnectionGuard, InProcessConnections, UNLIMITED_CONNECT_RATE,
+};
 
 use std::future::Future;
 use std::pin::Pin;
