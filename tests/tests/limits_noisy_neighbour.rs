@@ -85,7 +85,7 @@ const A_THREAD: &str = "tenant-a-devs";
 
 /// Measurements made before the test gives up: another is only made when the last was over
 /// the bound (see [`neighbour_flood_raises_p99_by_at_most_10_percent`]).
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: usize = 5;
 
 /// Set to run A without limits: the measurement then reports instead of asserting.
 const UNTHROTTLED: &str = "TENANTMQ_NOISY_UNTHROTTLED";
@@ -386,8 +386,8 @@ async fn measure(
 /// throughout.
 ///
 /// The ratio's noise on a shared 2-core machine is several per cent from run to run (seen
-/// here, release build: 1.02–1.11 with A held to its limits); when a measurement is over the
-/// bound, another is made, up to [`ATTEMPTS`]. A broken isolation does not pass that way:
+/// here, release build: 0.92–1.14 with A held to its limits, about a third of measurements
+/// over 1.10); when a measurement is over the bound, another is made, up to [`ATTEMPTS`]. A broken isolation does not pass that way:
 /// with A unthrottled (`TENANTMQ_NOISY_UNTHROTTLED=1`) the same rig measures 1.35 and more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "latency measurement: run alone on a release build (scripts/test does)"]
