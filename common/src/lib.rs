@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod quota;
 pub mod session_admin;
 pub mod shutdown;
+pub mod token_bucket;
 pub mod usage;
 
 pub use ids::TenantId;

@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use tenantmq_common::TenantId;
+use tenantmq_common::token_bucket::TokenBucket;
+use tokio::time::Instant;
 
 /// Connect rates at or above this are not limited (the plan model's "unlimited").
 pub const UNLIMITED_CONNECT_RATE: u32 = 1_000_000_000;
@@ -78,34 +79,8 @@ pub struct InProcessConnections {
     connects: Mutex<HashMap<TenantId, ConnectBucket>>,
 }
 
-/// A tenant's connect allowance: `rate` tokens per second, holding at most `rate`.
-struct ConnectBucket {
-    rate: u32,
-    tokens: f64,
-    at: Instant,
-}
-
-impl ConnectBucket {
-    fn full(rate: u32, now: Instant) -> Self {
-        Self {
-            rate,
-            tokens: Self::capacity(rate),
-            at: now,
-        }
-    }
-
-    fn capacity(rate: u32) -> f64 {
-        f64::from(rate.max(1))
-    }
-
-    /// Refills for the time since the last look.
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        let capacity = Self::capacity(self.rate);
-        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
-        self.at = now;
-    }
-}
+/// A tenant's connect bucket and the rate it was built for (a changed rate starts full).
+type ConnectBucket = (u32, TokenBucket);
 
 #[derive(Default)]
 struct Counts(Mutex<HashMap<TenantId, u32>>);
@@ -150,32 +125,28 @@ impl ConnectionCounter for InProcessConnections {
     }
 
     fn try_connect(&self, tenant: TenantId, rate_per_sec: u32) -> bool {
+        self.try_connect_at(tenant, rate_per_sec, Instant::now())
+    }
+}
+
+impl InProcessConnections {
+    fn try_connect_at(&self, tenant: TenantId, rate_per_sec: u32, now: Instant) -> bool {
         if rate_per_sec >= UNLIMITED_CONNECT_RATE {
             return true;
         }
-        let now = Instant::now();
         let mut buckets = self.connects.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= MAX_CONNECT_BUCKETS && !buckets.contains_key(&tenant) {
             // A full bucket is what a new one would be: forgetting it changes nothing.
-            buckets.retain(|_, b| {
-                b.refill(now);
-                b.tokens < ConnectBucket::capacity(b.rate)
-            });
+            buckets.retain(|_, (_, bucket)| !bucket.is_full(now));
         }
-        let bucket = buckets
+        let rate = u64::from(rate_per_sec);
+        let (built_for, bucket) = buckets
             .entry(tenant)
-            .or_insert_with(|| ConnectBucket::full(rate_per_sec, now));
-        if bucket.rate == rate_per_sec {
-            bucket.refill(now);
-        } else {
-            *bucket = ConnectBucket::full(rate_per_sec, now);
+            .or_insert_with(|| (rate_per_sec, TokenBucket::new(rate, rate, now)));
+        if *built_for != rate_per_sec {
+            (*built_for, *bucket) = (rate_per_sec, TokenBucket::new(rate, rate, now));
         }
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        bucket.try_take(1, now)
     }
 }
 
@@ -222,44 +193,22 @@ mod tests {
     }
 
     #[test]
-    fn connect_buckets_refill_at_their_rate() {
-        let now = Instant::now();
-        let mut bucket = ConnectBucket::full(10, now);
-        bucket.tokens = 0.0;
-        bucket.refill(now + std::time::Duration::from_millis(250));
-        assert!((bucket.tokens - 2.5).abs() < 1e-9);
-        bucket.refill(now + std::time::Duration::from_secs(60));
-        assert!(
-            (bucket.tokens - 10.0).abs() < 1e-9,
-            "never beyond one second's worth"
-        );
-    }
-
-    #[test]
     fn full_connect_buckets_are_forgotten_when_there_are_many() {
         let c = InProcessConnections::new();
-        let busy = TenantId::new_v7();
-        assert!(c.try_connect(busy, 1));
+        let t0 = Instant::now();
         for _ in 0..MAX_CONNECT_BUCKETS {
-            // Each takes one of two tokens: not full for half a second, so none is forgotten.
-            assert!(c.try_connect(TenantId::new_v7(), 2));
+            // Each takes one of two tokens: not full again for half a second.
+            assert!(c.try_connect_at(TenantId::new_v7(), 2, t0));
         }
-        let len = c.connects.lock().unwrap().len();
-        assert_eq!(len, MAX_CONNECT_BUCKETS + 1);
-        // Fill the idle ones (as time would) and add one more tenant: they go, the busy one
-        // (spent its only token) stays.
-        for b in c.connects.lock().unwrap().values_mut() {
-            if b.rate == 2 {
-                b.tokens = 2.0;
-            } else {
-                // The busy tenant's spent bucket, however slow this test ran.
-                (b.tokens, b.at) = (0.0, Instant::now());
-            }
-        }
-        assert!(c.try_connect(TenantId::new_v7(), 2));
+        assert_eq!(c.connects.lock().unwrap().len(), MAX_CONNECT_BUCKETS);
+        // A second later they are full again: the next new tenant makes room by forgetting
+        // them; its own bucket (just spent) stays.
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let busy = TenantId::new_v7();
+        assert!(c.try_connect_at(busy, 1, t1));
         let buckets = c.connects.lock().unwrap();
+        assert_eq!(buckets.len(), 1);
         assert!(buckets.contains_key(&busy));
-        assert_eq!(buckets.len(), 2);
     }
 
     #[test]
