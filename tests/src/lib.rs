@@ -13,14 +13,13 @@ use std::sync::Arc;
 
 use tenantmq_common::TenantId;
 use tenantmq_common::quota::Quotas;
-use tenantmq_common::shutdown::{self, ShutdownTrigger};
+use tenantmq_common::shutdown::{self, Shutdown, ShutdownTrigger};
 use tenantmq_gateway::auth::DevAnonymous;
 use tenantmq_gateway::connection::ConnectionContext;
 use tenantmq_gateway::limits::EdgeLimits;
 use tenantmq_gateway::stats::GatewayStats;
-use tenantmq_gateway::{GatewayConfig, run_listener};
+use tenantmq_gateway::{GatewayConfig, listener, run_listener};
 use tenantmq_worker::Worker;
-use tokio::net::TcpListener;
 
 /// A broker serving the anonymous dev tenant on plain TCP, as `tenantmq standalone
 /// --dev-plain` does. Dropping it shuts it down.
@@ -50,15 +49,20 @@ impl DevBroker {
             authenticator: Arc::new(DevAnonymous::new(TenantId::new_v7(), quotas)),
             stats: stats.clone(),
         });
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(run_listener(listener, gateway, signal));
+        let addr = serve_on_loopback(gateway, signal);
         Self {
             addr,
             stats,
             _trigger: trigger,
         }
     }
+}
+
+/// Serves `gateway` on a free loopback port (bound as the real listeners are) until `signal`;
+/// the bound address.
+pub(crate) fn serve_on_loopback(gateway: Arc<ConnectionContext>, signal: Shutdown) -> SocketAddr {
+    let listener = listener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(run_listener(listener, gateway, signal));
+    addr
 }

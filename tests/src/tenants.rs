@@ -17,14 +17,13 @@ use tenantmq_common::metrics::Metrics;
 use tenantmq_common::quota::Quotas;
 use tenantmq_common::shutdown::{self, ShutdownTrigger};
 use tenantmq_common::usage::{RejectReason, Rejections, UsageDelta, UsageRecorder};
+use tenantmq_gateway::GatewayConfig;
 use tenantmq_gateway::auth::{AuthFailure, AuthRequest, Authenticator};
 use tenantmq_gateway::connection::ConnectionContext;
 use tenantmq_gateway::limits::EdgeLimits;
 use tenantmq_gateway::stats::GatewayStats;
-use tenantmq_gateway::{GatewayConfig, run_listener};
 use tenantmq_router::BoxFuture;
 use tenantmq_worker::Worker;
-use tokio::net::TcpListener;
 
 use crate::raw::connect_packet;
 
@@ -101,11 +100,7 @@ impl TenantsBroker {
             stats: stats.clone(),
             limits: limits.clone(),
         });
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(run_listener(listener, gateway, signal));
+        let addr = crate::serve_on_loopback(gateway, signal);
         Self {
             addr,
             stats,
