@@ -28,6 +28,7 @@ pub mod mtls;
 pub mod proxy;
 pub mod stats;
 pub mod tls;
+pub mod tls_stream;
 pub mod ws;
 
 pub use config::GatewayConfig;

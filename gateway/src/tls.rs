@@ -21,10 +21,10 @@
 //!   [`crate::mtls::TenantCaVerifier`] when a [`ClientCaSource`] is configured.
 //! * **Memory per connection.** No session resumption: no TLS 1.3 tickets are sent
 //!   (`send_tls13_tickets = 0`) and no session cache is kept (a resumed session would also skip
-//!   the client-certificate check against the *current* CA list). No early data. rustls keeps
-//!   its own buffers bounded (a 16 KiB record at most in, its default 64 KiB limit on
-//!   unsent data out), and the gateway writes whole engine chunks and flushes, so nothing
-//!   accumulates.
+//!   the client-certificate check against the *current* CA list). No early data. The
+//!   connection runs on [`crate::tls_stream::TlsStream`] (rustls's unbuffered API), which
+//!   holds no buffer while idle: at most a partial record in, and out only what the socket
+//!   has not taken yet, a write being accepted only once that is sent.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,13 +39,12 @@ use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 use tenantmq_common::shutdown::Shutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_rustls::LazyConfigAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::auth::ClientCertInfo;
 use crate::mtls::{ClientCaSource, TenantCaVerifier};
+use crate::tls_stream::TlsStream;
 
 /// How often the certificate files are checked for a new pair.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
@@ -305,9 +304,10 @@ pub enum HandshakeError {
 }
 
 /// A finished server handshake.
-pub struct Handshake<IO> {
-    /// The TLS stream.
-    pub stream: TlsStream<IO>,
+pub struct Handshake {
+    /// The TLS stream (boxed: rustls's connection state is over a kilobyte, and the stream
+    /// is moved through the connection's futures).
+    pub stream: Box<TlsStream>,
     /// The SNI name the client asked for.
     pub sni: Option<String>,
     /// The verified client certificate.
@@ -402,33 +402,26 @@ impl TlsContext {
     ///
     /// # Errors
     /// [`HandshakeError`]; rustls has sent the alert that describes it, if any.
-    pub async fn accept<IO>(
+    pub async fn accept(
         &self,
-        io: IO,
+        io: TcpStream,
         protocol: AppProtocol,
-    ) -> Result<Handshake<IO>, HandshakeError>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin,
-    {
-        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+    ) -> Result<Handshake, HandshakeError> {
         let (ours, config) = match protocol {
             AppProtocol::Mqtt => (ALPN_MQTT, &self.mqtt),
             AppProtocol::WebSocket => (ALPN_HTTP1, &self.http),
         };
-        let overlap = start
-            .client_hello()
-            .alpn()
-            .map(|mut offered| offered.any(|p| p == ours));
-        let config = match overlap {
-            Some(false) => &self.bare,
-            Some(true) | None => config,
+        let choose = |hello: &ClientHello<'_>| {
+            let overlap = hello.alpn().map(|mut offered| offered.any(|p| p == ours));
+            match overlap {
+                Some(false) => self.bare.clone(),
+                Some(true) | None => config.clone(),
+            }
         };
-        let stream = start.into_stream(config.clone()).await?;
-        let conn = stream.get_ref().1;
-        let sni = conn.server_name().map(str::to_owned);
+        let (stream, sni) = TlsStream::accept(io, choose).await?;
         let client_cert = match &self.client_auth {
             Some(verifier) => verifier
-                .identify(conn.peer_certificates())
+                .identify(stream.peer_certificates())
                 .map_err(HandshakeError::ClientCert)?,
             None => None,
         };
