@@ -139,6 +139,8 @@ pub(crate) struct Engine {
     /// Slots whose output or queue waits for a slow device.
     pub congested: Vec<u32>,
     pub subs: SubscriptionTrie<FilterSubs>,
+    /// Subscriptions all sessions hold together (`max_subscriptions_per_tenant`).
+    pub subscription_count: usize,
     pub retained: RetainedTree<Message>,
     pub retained_bytes: u64,
     pub timers: Timers,
@@ -169,6 +171,7 @@ impl Engine {
             dirty: Vec::new(),
             congested: Vec::new(),
             subs: SubscriptionTrie::new(),
+            subscription_count: 0,
             retained: RetainedTree::new(),
             retained_bytes: 0,
             timers: Timers::default(),

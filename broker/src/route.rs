@@ -195,7 +195,10 @@ impl Engine {
         now: Instant,
     ) {
         let max_inflight = self.quotas.max_inflight;
-        let max_queue = self.quotas.max_offline_queue_len as usize;
+        let max_queue = crate::session::QueueLimit {
+            messages: self.quotas.max_offline_queue_len as usize,
+            bytes: self.quotas.max_offline_queue_bytes,
+        };
         let empty = &self.empty_props;
         let Some(session) = self
             .slots
@@ -301,8 +304,10 @@ impl Engine {
         self.route(&msg, None, now);
     }
 
-    /// Removes one of `slot`'s subscriptions from the trie.
+    /// Removes one of `slot`'s subscriptions from the trie (every path that drops a
+    /// subscription comes here once: UNSUBSCRIBE, a clean start, the session's end).
     pub fn unlink_subscription(&mut self, slot: u32, sub: &Subscription) {
+        self.subscription_count = self.subscription_count.saturating_sub(1);
         let emptied = match self.subs.get_mut(&sub.filter) {
             Some(fs) => {
                 fs.remove(sub.group.as_ref(), slot);

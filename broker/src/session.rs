@@ -98,6 +98,8 @@ pub(crate) struct Session {
     pub inflight: VecDeque<Inflight>,
     /// Outgoing messages waiting for a connection or for room in the window.
     pub queue: VecDeque<Delivery>,
+    /// Bytes (topic and payload) of the messages in `queue`.
+    pub queue_bytes: u64,
     /// Packet ids of incoming QoS 2 messages between PUBREC and PUBREL (`MQTT-4.3.3`).
     pub incoming_qos2: FxHashSet<u16>,
     /// A will whose delay is running after the connection ended (`MQTT-3.1.3-9`: dropped if
@@ -116,6 +118,16 @@ pub(crate) struct Session {
     next_packet_id: u16,
 }
 
+/// How much a session's queue may hold: `max_offline_queue_len` messages and
+/// `max_offline_queue_bytes` bytes of topic and payload.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimit {
+    /// Messages.
+    pub messages: usize,
+    /// Bytes.
+    pub bytes: u64,
+}
+
 impl Session {
     /// A new, empty session.
     pub fn new(client_id: ByteString) -> Self {
@@ -126,6 +138,7 @@ impl Session {
             subscriptions: FxHashMap::default(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
+            queue_bytes: 0,
             incoming_qos2: FxHashSet::default(),
             pending_will: None,
             congestion_listed: false,
@@ -168,7 +181,7 @@ impl Session {
         retain: bool,
         sub_ids: SubIds,
         max_inflight: u16,
-        max_queue: usize,
+        max_queue: QueueLimit,
         now: Instant,
         empty: &PublishProperties,
     ) -> Outcome {
@@ -204,9 +217,13 @@ impl Session {
         {
             return self.send_inflight(d, now, empty);
         }
-        if self.queue.len() >= max_queue {
+        let size = d.msg.size() as u64;
+        if self.queue.len() >= max_queue.messages
+            || self.queue_bytes.saturating_add(size) > max_queue.bytes
+        {
             return Outcome::QueueFull;
         }
+        self.queue_bytes += size;
         self.queue.push_back(d);
         Outcome::Queued
     }
@@ -264,6 +281,7 @@ impl Session {
             let Some(d) = self.queue.pop_front() else {
                 break;
             };
+            self.queue_bytes = self.queue_bytes.saturating_sub(d.msg.size() as u64);
             let bytes = d.msg.payload.len() as u64;
             if self.send_inflight(d, now, empty) == Outcome::Sent {
                 wrote = true;
@@ -421,6 +439,7 @@ impl Session {
         self.pending_will = None;
         self.inflight.clear();
         self.queue.clear();
+        self.queue_bytes = 0;
         self.incoming_qos2.clear();
         self.held = 0;
         self.next_packet_id = 1;
@@ -457,7 +476,21 @@ mod tests {
         )
     }
 
+    /// A queue limit no test here reaches.
+    const ROOMY: QueueLimit = QueueLimit {
+        messages: 10,
+        bytes: u64::MAX,
+    };
+
     fn put(s: &mut Session, qos: QoS, max_inflight: u16, max_queue: usize) -> Outcome {
+        let limit = QueueLimit {
+            messages: max_queue,
+            bytes: u64::MAX,
+        };
+        put_within(s, qos, max_inflight, limit)
+    }
+
+    fn put_within(s: &mut Session, qos: QoS, max_inflight: u16, limit: QueueLimit) -> Outcome {
         let empty = PublishProperties::default();
         s.deliver(
             &msg(qos),
@@ -465,7 +498,7 @@ mod tests {
             false,
             SubIds::new(),
             max_inflight,
-            max_queue,
+            limit,
             Instant::now(),
             &empty,
         )
@@ -478,6 +511,33 @@ mod tests {
         conn.client_receive_maximum = receive_max;
         s.conn = Some(conn);
         (s, rx)
+    }
+
+    #[test]
+    fn the_queue_holds_at_most_its_bytes_and_gives_them_back() {
+        let empty = PublishProperties::default();
+        let now = Instant::now();
+        let size = msg(QoS::AtLeastOnce).size() as u64;
+        let limit = QueueLimit {
+            messages: 100,
+            bytes: 2 * size,
+        };
+        // Window of one: the first goes in flight, two fit in the queue, the fourth not.
+        let (mut s, _rx) = connected(1);
+        let outcomes: Vec<_> = (0..4)
+            .map(|_| put_within(&mut s, QoS::AtLeastOnce, 10, limit))
+            .collect();
+        use Outcome::{QueueFull, Queued, Sent};
+        assert_eq!(outcomes, vec![Sent, Queued, Queued, QueueFull]);
+        assert_eq!(s.queue_bytes, 2 * size);
+        // An acknowledgement lets one out of the queue, and its bytes with it.
+        assert!(s.complete(1, OutState::Ack));
+        assert!(s.drain_queue(10, now, &empty));
+        assert_eq!((s.queue.len(), s.queue_bytes), (1, size));
+        assert_eq!(put_within(&mut s, QoS::AtLeastOnce, 10, limit), Queued);
+        // A clean start empties the count with the queue.
+        s.reset();
+        assert_eq!(s.queue_bytes, 0);
     }
 
     #[test]
@@ -728,7 +788,7 @@ mod tests {
                     false,
                     SubIds::new(),
                     10,
-                    10,
+                    ROOMY,
                     t0,
                     &empty
                 ),
@@ -751,7 +811,7 @@ mod tests {
                 false,
                 SubIds::new(),
                 10,
-                10,
+                ROOMY,
                 later,
                 &empty
             ),
@@ -768,7 +828,7 @@ mod tests {
                 false,
                 SubIds::new(),
                 10,
-                10,
+                ROOMY,
                 t0,
                 &empty,
             );
@@ -806,7 +866,7 @@ mod tests {
         );
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
             assert_eq!(
-                s.deliver(&big, qos, false, SubIds::new(), 10, 10, now, &empty),
+                s.deliver(&big, qos, false, SubIds::new(), 10, ROOMY, now, &empty),
                 Outcome::Dropped
             );
         }
@@ -836,7 +896,7 @@ mod tests {
                 false,
                 SubIds::new(),
                 10,
-                10,
+                ROOMY,
                 now,
                 &empty,
             );

@@ -91,12 +91,7 @@ impl Engine {
         };
         sys.last = Some((now, self.stats.messages_in));
         let sessions = self.slots.iter().filter(|s| s.session.is_some()).count();
-        let subscriptions: usize = self
-            .slots
-            .iter()
-            .filter_map(|s| s.session.as_ref())
-            .map(|s| s.subscriptions.len())
-            .sum();
+        let subscriptions = self.subscription_count;
         let s = &self.stats;
         let q = &self.quotas;
         let retained = self.tenant_retained_count();

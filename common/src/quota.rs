@@ -27,12 +27,16 @@ pub struct Quotas {
     pub max_message_bytes: u32,
     /// Subscriptions one client may hold.
     pub max_subscriptions_per_client: u32,
+    /// Subscriptions all the tenant's sessions may hold together.
+    pub max_subscriptions_per_tenant: u32,
     /// Retained messages the tenant may hold.
     pub max_retained_messages: u32,
     /// Total payload bytes of the tenant's retained messages.
     pub max_retained_bytes: u64,
     /// Messages queued for one offline (or slow) persistent session.
     pub max_offline_queue_len: u32,
+    /// Bytes (topic and payload) a session's queue may hold.
+    pub max_offline_queue_bytes: u64,
     /// Unacknowledged QoS 1/2 messages in flight towards one client, and the Receive Maximum
     /// the server advertises.
     pub max_inflight: u16,
@@ -52,6 +56,8 @@ pub struct Quotas {
     pub wildcard_subscriptions_available: bool,
     /// Whether shared subscriptions are available; advertised in CONNACK.
     pub shared_subscriptions_available: bool,
+    /// Whether MQTT 5 subscription identifiers are available; advertised in CONNACK.
+    pub subscription_identifiers_available: bool,
 }
 
 /// Per-tenant overrides set by the operator; each present field replaces the plan's value.
@@ -76,11 +82,15 @@ pub struct QuotaOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_subscriptions_per_client: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscriptions_per_tenant: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retained_messages: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retained_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_offline_queue_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_offline_queue_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_inflight: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +109,8 @@ pub struct QuotaOverrides {
     pub wildcard_subscriptions_available: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_subscriptions_available: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_identifiers_available: Option<bool>,
 }
 
 /// Error of [`Quotas::for_plan`] and [`QuotaOverrides::validate`].
@@ -151,9 +163,11 @@ impl Quotas {
             bandwidth_bytes_per_client: 64 * u64::from(KIB),
             max_message_bytes: 128 * KIB,
             max_subscriptions_per_client: 50,
+            max_subscriptions_per_tenant: 1_000,
             max_retained_messages: 1_000,
             max_retained_bytes: 16 * MIB,
             max_offline_queue_len: 1_000,
+            max_offline_queue_bytes: 4 * MIB,
             max_inflight: 20,
             max_session_expiry_secs: 24 * 3600,
             max_keepalive_secs: 1_200,
@@ -163,6 +177,7 @@ impl Quotas {
             retain_available: true,
             wildcard_subscriptions_available: true,
             shared_subscriptions_available: true,
+            subscription_identifiers_available: true,
         }
     }
 
@@ -177,9 +192,11 @@ impl Quotas {
             bandwidth_bytes_per_client: MIB,
             max_message_bytes: 256 * KIB,
             max_subscriptions_per_client: 200,
+            max_subscriptions_per_tenant: 100_000,
             max_retained_messages: 100_000,
             max_retained_bytes: 1024 * MIB,
             max_offline_queue_len: 10_000,
+            max_offline_queue_bytes: 64 * MIB,
             max_inflight: 100,
             max_session_expiry_secs: 7 * 24 * 3600,
             max_keepalive_secs: 3_600,
@@ -189,6 +206,7 @@ impl Quotas {
             retain_available: true,
             wildcard_subscriptions_available: true,
             shared_subscriptions_available: true,
+            subscription_identifiers_available: true,
         }
     }
 
@@ -203,9 +221,11 @@ impl Quotas {
             bandwidth_bytes_per_client: 16 * MIB,
             max_message_bytes: 1024 * KIB,
             max_subscriptions_per_client: 1_000,
+            max_subscriptions_per_tenant: 10_000_000,
             max_retained_messages: 10_000_000,
             max_retained_bytes: 16 * 1024 * MIB,
             max_offline_queue_len: 100_000,
+            max_offline_queue_bytes: 1024 * MIB,
             max_inflight: 1_000,
             max_session_expiry_secs: 30 * 24 * 3600,
             max_keepalive_secs: u16::MAX,
@@ -215,6 +235,7 @@ impl Quotas {
             retain_available: true,
             wildcard_subscriptions_available: true,
             shared_subscriptions_available: true,
+            subscription_identifiers_available: true,
         }
     }
 
@@ -231,9 +252,11 @@ impl Quotas {
             // 268,435,455 bytes of remaining length plus a five-byte fixed header.
             max_message_bytes: 268_435_460,
             max_subscriptions_per_client: u32::MAX,
+            max_subscriptions_per_tenant: u32::MAX,
             max_retained_messages: u32::MAX,
             max_retained_bytes: u64::MAX,
             max_offline_queue_len: 100_000,
+            max_offline_queue_bytes: u64::MAX,
             max_inflight: u16::MAX,
             max_session_expiry_secs: u32::MAX,
             max_keepalive_secs: u16::MAX,
@@ -243,6 +266,7 @@ impl Quotas {
             retain_available: true,
             wildcard_subscriptions_available: true,
             shared_subscriptions_available: true,
+            subscription_identifiers_available: true,
         }
     }
 
@@ -260,9 +284,11 @@ impl Quotas {
             bandwidth_bytes_per_client,
             max_message_bytes,
             max_subscriptions_per_client,
+            max_subscriptions_per_tenant,
             max_retained_messages,
             max_retained_bytes,
             max_offline_queue_len,
+            max_offline_queue_bytes,
             max_inflight,
             max_session_expiry_secs,
             max_keepalive_secs,
@@ -271,7 +297,8 @@ impl Quotas {
             maximum_qos,
             retain_available,
             wildcard_subscriptions_available,
-            shared_subscriptions_available
+            shared_subscriptions_available,
+            subscription_identifiers_available
         );
         self
     }

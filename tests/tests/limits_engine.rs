@@ -7,7 +7,9 @@
 //! dropped (`MQTT-3.3.5-2`), a refused filter gets SUBACK 0x80, and what MQTT 5 answers with
 //! DISCONNECT closes the connection.
 
-use tenantmq_codec::{Packet, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+use tenantmq_codec::{
+    Packet, ProtocolVersion, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscriptionOptions,
+};
 use tenantmq_common::quota::Quotas;
 use tenantmq_common::usage::RejectReason;
 use tenantmq_e2e::raw::{QUIET, RawClient, opts, publish_packet, will};
@@ -285,14 +287,11 @@ async fn subscriptions_per_client_0x80_v311() {
     subscriptions_per_client(V311).await;
 }
 
-/// `max_offline_queue_len`: an offline persistent session keeps that many QoS 1/2 messages;
-/// newer ones are dropped (and counted), so the device finds the oldest, in order.
-async fn offline_queue(version: ProtocolVersion) {
-    let b = TenantsBroker::one(Quotas {
-        max_offline_queue_len: 3,
-        ..Quotas::unlimited()
-    })
-    .await;
+/// `max_offline_queue_len` and `max_offline_queue_bytes`: an offline persistent session keeps
+/// QoS 1/2 messages up to the limit (here three either way); newer ones are dropped (and
+/// counted), so the device finds the oldest, in order.
+async fn offline_queue(version: ProtocolVersion, quotas: Quotas) {
+    let b = TenantsBroker::one(quotas).await;
     let mut persistent = tenant_connect(version, "t", "sub");
     persistent.clean_start = false;
     if version == V50 {
@@ -314,14 +313,40 @@ async fn offline_queue(version: ProtocolVersion) {
     b.wait_rejections("t", RejectReason::QueueFull, 2).await;
 }
 
+/// Three messages by count.
+fn three_messages() -> Quotas {
+    Quotas {
+        max_offline_queue_len: 3,
+        ..Quotas::unlimited()
+    }
+}
+
+/// Three messages by size: each is 2 bytes of topic (`q`) and payload.
+fn six_bytes() -> Quotas {
+    Quotas {
+        max_offline_queue_bytes: 6,
+        ..Quotas::unlimited()
+    }
+}
+
 #[tokio::test]
 async fn offline_queue_keeps_the_oldest_v5() {
-    offline_queue(V50).await;
+    offline_queue(V50, three_messages()).await;
 }
 
 #[tokio::test]
 async fn offline_queue_keeps_the_oldest_v311() {
-    offline_queue(V311).await;
+    offline_queue(V311, three_messages()).await;
+}
+
+#[tokio::test]
+async fn offline_queue_bytes_keep_the_oldest_v5() {
+    offline_queue(V50, six_bytes()).await;
+}
+
+#[tokio::test]
+async fn offline_queue_bytes_keep_the_oldest_v311() {
+    offline_queue(V311, six_bytes()).await;
 }
 
 /// `max_inflight` is the Receive Maximum: incoming QoS 2 messages awaiting PUBREL beyond it
@@ -452,6 +477,54 @@ async fn retain_unavailable_closed_v311() {
     retain_unavailable(V311).await;
 }
 
+/// `max_subscriptions_per_tenant` counts every session's subscriptions together: the one
+/// beyond it gets SUBACK 0x97 (3.1.1: 0x80) whichever client asks; a repeated filter replaces
+/// its subscription and does not count; UNSUBSCRIBE and a session's end give room back.
+async fn tenant_subscription_quota(version: ProtocolVersion) {
+    let b = TenantsBroker::one(Quotas {
+        max_subscriptions_per_tenant: 3,
+        ..Quotas::unlimited()
+    })
+    .await;
+    let over = suback(version, ReasonCode::QUOTA_EXCEEDED);
+    let o = SubscriptionOptions::default();
+    let mut c1 = client(&b, version, "c1").await;
+    let mut c2 = client(&b, version, "c2").await;
+    let granted = c1.subscribe_with(1, &[("a", o), ("b", o)], None).await;
+    assert_eq!(granted, vec![ReasonCode::GRANTED_QOS_0; 2]);
+    let reasons = c2.subscribe_with(1, &[("c", o), ("d", o)], None).await;
+    assert_eq!(reasons, vec![ReasonCode::GRANTED_QOS_0, over]);
+    b.wait_rejections("t", RejectReason::SubscriptionQuota, 1)
+        .await;
+    // Subscribing to a filter again replaces the subscription: granted, nothing added.
+    let again = c1.subscribe_with(2, &[("a", o)], None).await;
+    assert_eq!(again, vec![ReasonCode::GRANTED_QOS_0]);
+    assert_eq!(c2.subscribe_with(2, &[("d", o)], None).await, vec![over]);
+    // UNSUBSCRIBE gives one back.
+    c1.unsubscribe(3, "a").await;
+    assert_eq!(
+        c2.subscribe_with(3, &[("d", o), ("e", o)], None).await,
+        vec![ReasonCode::GRANTED_QOS_0, over]
+    );
+    // So does the end of a session (clean start, no expiry): c1's "b" goes with it.
+    c1.disconnect().await;
+    let mut c3 = client(&b, version, "c3").await;
+    let granted = c3.subscribe_with(1, &[("e", o)], None).await;
+    assert_eq!(granted, vec![ReasonCode::GRANTED_QOS_0]);
+    b.wait_rejections("t", RejectReason::SubscriptionQuota, 3)
+        .await;
+}
+
+#[tokio::test]
+async fn tenant_subscription_quota_0x97_v5() {
+    tenant_subscription_quota(V50).await;
+}
+
+#[tokio::test]
+async fn tenant_subscription_quota_0x80_v311() {
+    tenant_subscription_quota(V311).await;
+}
+
 /// Wildcard and shared subscriptions unavailable: those filters get SUBACK 0xA2 and 0x9E
 /// (3.1.1: 0x80); plain filters are granted in the same SUBSCRIBE.
 async fn subscription_features_unavailable(version: ProtocolVersion) {
@@ -489,6 +562,44 @@ async fn wildcard_and_shared_unavailable_0x80_v311() {
     subscription_features_unavailable(V311).await;
 }
 
+/// Subscription identifiers unavailable (an MQTT 5 feature: 3.1.1 has no properties): CONNACK
+/// says so, a SUBSCRIBE without one is still granted, and one carrying an identifier ends the
+/// connection with DISCONNECT 0xA1 (3.2.2.3.12). Counted per tenant.
+#[tokio::test]
+async fn subscription_identifiers_unavailable_0xa1_v5() {
+    let b = TenantsBroker::one(Quotas {
+        subscription_identifiers_available: false,
+        ..Quotas::unlimited()
+    })
+    .await;
+    let (mut c, ack) = RawClient::connect_with(b.addr, tenant_connect(V50, "t", "c")).await;
+    assert_eq!(
+        ack.properties.subscription_identifiers_available,
+        Some(false)
+    );
+    let o = SubscriptionOptions::default();
+    let granted = c.subscribe_with(1, &[("a/b", o)], None).await;
+    assert_eq!(granted, vec![ReasonCode::GRANTED_QOS_0]);
+    let mut subscribe = Subscribe {
+        packet_id: 2,
+        filters: vec![SubscribeFilter {
+            filter: "a/c".into(),
+            options: o,
+        }],
+        properties: Default::default(),
+    };
+    subscribe.properties.subscription_identifier = Some(7);
+    c.send(&Packet::Subscribe(subscribe))
+        .await
+        .expect("socket I/O");
+    assert_eq!(
+        c.expect_closed().await,
+        Some(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)
+    );
+    b.wait_rejections("t", RejectReason::SubscriptionIdsNotSupported, 1)
+        .await;
+}
+
 /// The MQTT 5 CONNACK announces every limit a client must respect: Receive Maximum, Maximum
 /// QoS, Retain Available, Maximum Packet Size, Topic Alias Maximum, the availability of
 /// wildcard, shared subscriptions and subscription identifiers, and — when the client asked for
@@ -504,6 +615,7 @@ async fn connack_announces_the_plan_v5() {
         max_topic_alias: 3,
         wildcard_subscriptions_available: false,
         shared_subscriptions_available: false,
+        subscription_identifiers_available: false,
         max_session_expiry_secs: 60,
         max_keepalive_secs: 30,
         ..Quotas::unlimited()
@@ -522,7 +634,7 @@ async fn connack_announces_the_plan_v5() {
     assert_eq!(p.topic_alias_maximum, Some(3));
     assert_eq!(p.wildcard_subscription_available, Some(false));
     assert_eq!(p.shared_subscription_available, Some(false));
-    assert_eq!(p.subscription_identifiers_available, Some(true));
+    assert_eq!(p.subscription_identifiers_available, Some(false));
     assert_eq!(p.session_expiry_interval, Some(60));
     assert_eq!(p.server_keep_alive, Some(30));
     b.wait_rejections("t", RejectReason::SessionLimit, 2).await;

@@ -157,7 +157,7 @@ impl Engine {
                 assigned_client_identifier: assigned,
                 topic_alias_maximum: (quotas.max_topic_alias > 0).then_some(quotas.max_topic_alias),
                 wildcard_subscription_available: Some(quotas.wildcard_subscriptions_available),
-                subscription_identifiers_available: Some(true),
+                subscription_identifiers_available: Some(quotas.subscription_identifiers_available),
                 shared_subscription_available: Some(quotas.shared_subscriptions_available),
                 server_keep_alive: (capped).then_some(keep_alive),
                 ..Default::default()

@@ -31,6 +31,14 @@ impl Engine {
         now: Instant,
     ) -> Result<(), ReasonCode> {
         let sub_id = s.properties.subscription_identifier;
+        // CONNACK announced them unavailable: a SUBSCRIBE carrying one is answered with
+        // DISCONNECT 0xA1 (MQTT 5 3.2.2.3.12). Only MQTT 5 packets carry the property.
+        if sub_id.is_some() && !self.quotas.subscription_identifiers_available {
+            self.stats
+                .rejections
+                .add(RejectReason::SubscriptionIdsNotSupported);
+            return Err(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED);
+        }
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         for f in s.filters {
@@ -108,7 +116,10 @@ impl Engine {
         let existed = session.subscriptions.contains_key(&key);
         // A repeated filter replaces the subscription (`MQTT-3.8.4-3`), so it never counts
         // against the limit.
-        if !existed && session.subscriptions.len() >= q.max_subscriptions_per_client as usize {
+        if !existed
+            && (session.subscriptions.len() >= q.max_subscriptions_per_client as usize
+                || self.subscription_count >= q.max_subscriptions_per_tenant as usize)
+        {
             self.stats.rejections.add(RejectReason::SubscriptionQuota);
             return no(ReasonCode::QUOTA_EXCEEDED);
         }
@@ -130,8 +141,10 @@ impl Engine {
         self.subs
             .entry(&sub.filter)
             .upsert(sub.group.as_ref(), SubEntry { slot, options, id });
-        if let Some(s) = self.session_mut(slot) {
-            s.subscriptions.insert(key, sub.clone());
+        if let Some(s) = self.session_mut(slot)
+            && s.subscriptions.insert(key, sub.clone()).is_none()
+        {
+            self.subscription_count += 1;
         }
         // Retained messages go to new non-shared subscriptions only (MQTT 5 4.8.2), as
         // Retain Handling says (`MQTT-3.3.1-9` to `-11`).
