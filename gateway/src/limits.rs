@@ -233,7 +233,7 @@ pub struct TenantEdge {
 }
 
 impl TenantEdge {
-    fn new(quotas: Arc<Quotas>) -> Self {
+    pub(crate) fn new(quotas: Arc<Quotas>) -> Self {
         Self {
             quotas: ArcSwap::new(quotas),
         }
