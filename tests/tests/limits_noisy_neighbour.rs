@@ -408,8 +408,8 @@ async fn measure(
 /// throughout.
 ///
 /// The ratio's noise on a shared 2-core machine is several per cent from run to run (seen
-/// here, release build, with the gateway's growing pause for throttled clients: 0.96–1.105
-/// over five measurements); when a measurement is over the bound, another is made, up to
+/// here, release build, with the gateway's growing pause for throttled clients: 0.96–1.14
+/// over eight measurements, two of them above 1.10); when a measurement is over the bound, another is made, up to
 /// [`ATTEMPTS`]. A broken isolation does not pass that way: with A unthrottled
 /// (`TENANTMQ_NOISY_UNTHROTTLED=1`) the same rig measures 1.35–1.47, and with the gateway
 /// resuming throttled clients every 5 ms instead, single measurements went up to 1.39 on one
